@@ -1,0 +1,24 @@
+-- /contacts/fetch and /contacts/for with `starts`: a page of the contacts whose
+-- lower(last_name) begins with lower($3). $1 = limit, $2 = offset, $3 = starts.
+--
+-- Why a range and not `LIKE $3 || '%'`: a prepared LIKE with a parameter cannot
+-- use the prefix index once PostgreSQL switches to a generic plan (after five
+-- runs), and LIKE would need `%`, `_` and `\` escaped. text_pattern_ops orders
+-- by bytes, and UTF-8 byte order is code point order, so the strings that
+-- begin with p are exactly those in [p, p || U+10FFFF x 100]: last_name holds
+-- at most 100 characters, so whatever follows p is at most 100 characters,
+-- each at most U+10FFFF. The predicate is exact, has no wildcards at all, and
+-- is an index range scan in the generic plan too.
+SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name,
+       ARRAY(SELECT p.phone_number FROM contact_phones p
+             WHERE p.contact_id = c.contact_id AND p.phone_number IS NOT NULL
+             ORDER BY p.phone_id) AS phone_number,
+       ARRAY(SELECT e.email_address FROM contact_emails e
+             WHERE e.contact_id = c.contact_id AND e.email_address IS NOT NULL
+             ORDER BY e.email_id) AS email
+FROM contacts c
+JOIN contact_types t ON t.type_id = c.type_id
+WHERE lower(c.last_name) ~>=~ lower($3::text)
+  AND lower(c.last_name) ~<=~ (lower($3::text) || repeat(chr(1114111), 100))
+ORDER BY c.contact_id
+LIMIT $1 OFFSET $2

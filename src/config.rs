@@ -1,0 +1,151 @@
+//! The command line and environment: every setting is an environment
+//! variable (twelve-factor) and a flag of the same name; the flag wins.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The hand-tuned Rust reference server of the contacts API bake-off.
+#[derive(Debug, Parser)]
+#[command(name = "bakeoff", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; a bare `bakeoff` serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings, for a bare `bakeoff`.
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve(ServeConfig),
+    /// Create the schema and load the deterministic sample data.
+    Seed(SeedConfig),
+}
+
+/// How the server runs its threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeShape {
+    /// One work-stealing tokio runtime with `worker-threads` threads.
+    Multi,
+    /// One single-threaded runtime per worker thread, each with its own
+    /// SO_REUSEPORT listener and its own pool.
+    PerCore,
+}
+
+/// Settings of `bakeoff serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// PostgreSQL connection string, URL or key=value (`host=/dir` for a
+    /// Unix socket). Default is `postgresql://postgres@localhost/bakeoff`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true, hide_env_values = true)]
+    pub database_url: String,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+    /// PostgreSQL connections, in all. Default is twice the cores.
+    #[arg(long, env = "POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub pool_size: Option<u32>,
+    /// Threads serving requests. Default is the number of cores.
+    #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+    /// Milliseconds a request waits for a pooled connection before its 503.
+    #[arg(long, env = "POOL_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub pool_timeout_ms: u64,
+    /// Milliseconds a statement may run before PostgreSQL cancels it (503).
+    #[arg(long, env = "STATEMENT_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub statement_timeout_ms: u64,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_s: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "DRAIN_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_timeout_s: u64,
+    /// `multi` (work-stealing) or `per-core` (a runtime, listener and pool
+    /// per worker thread).
+    #[arg(long, env = "RUNTIME", value_enum, default_value_t = RuntimeShape::Multi)]
+    pub runtime: RuntimeShape,
+}
+
+/// Settings of `bakeoff seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedConfig {
+    /// PostgreSQL connection string, as for `serve`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_default_value = true, hide_env_values = true)]
+    pub database_url: String,
+    /// Contacts to generate.
+    #[arg(long, env = "CONTACTS", default_value_t = 10_000, value_parser = clap::value_parser!(i32).range(0..))]
+    pub contacts: i32,
+}
+
+const DEFAULT_DATABASE_URL: &str = "postgresql://postgres@localhost/bakeoff";
+
+impl ServeConfig {
+    /// Worker threads, defaulting to the cores this process may use.
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads
+            .map(usize::from)
+            .unwrap_or_else(available_cores)
+    }
+
+    /// Pool size in all, defaulting to twice the cores.
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size
+            .unwrap_or_else(|| 2 * available_cores() as u32)
+    }
+
+    /// The checkout timeout.
+    pub fn pool_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool_timeout_ms)
+    }
+}
+
+/// Cores this process may run on (honours `taskset`).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Parses the connection string, adding what every connection of the
+/// server needs: a statement timeout, a connect timeout, an application
+/// name. An error names the variable, never the string (it may hold a
+/// password).
+pub fn postgres_config(
+    database_url: &str,
+    statement_timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<tokio_postgres::Config, String> {
+    let mut config: tokio_postgres::Config = database_url
+        .parse()
+        .map_err(|error| format!("invalid DATABASE_URL: {error}"))?;
+    let mut options = config.get_options().unwrap_or("").to_owned();
+    options.push_str(&format!(
+        " -c statement_timeout={}",
+        statement_timeout.as_millis()
+    ));
+    config.options(options.trim_start());
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(connect_timeout);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("bakeoff");
+    }
+    Ok(config)
+}
+
+/// `host:port/dbname` of a connection string, for logs: never the user's
+/// password.
+pub fn describe_database(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let dbname = config.get_dbname().unwrap_or("(default)");
+    format!("{host}:{port}/{dbname}")
+}

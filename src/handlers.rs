@@ -1,0 +1,240 @@
+//! One function per endpoint: checked input and the shared state in, a
+//! response or an [`ApiError`] out.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{TryStreamExt, pin_mut};
+use hyper::Response;
+use tokio::sync::Semaphore;
+use tokio_postgres::types::ToSql;
+
+use crate::db::{self, Db};
+use crate::error::ApiError;
+use crate::json::write_int;
+use crate::params::{self, INT4_MAX, PageQuery};
+use crate::response::{self, Body};
+use crate::rows::{self, CONTACT_JSON_SIZE, TYPE_JSON_SIZE};
+
+/// `{"version":"X.Y.Z"}`, fixed at build time.
+pub const VERSION_BODY: &str = concat!(r#"{"version":""#, env!("CARGO_PKG_VERSION"), r#""}"#);
+
+/// `GET /version`: no database, no allocation for the body.
+#[inline]
+pub fn version() -> Response<Body> {
+    response::ok(Bytes::from_static(VERSION_BODY.as_bytes()))
+}
+
+/// `GET /healthz`: the process is alive. Deliberately no database access.
+pub fn healthz() -> Response<Body> {
+    response::ok(Bytes::from_static(br#"{"status":"ok"}"#))
+}
+
+/// `GET /readyz`: a pooled connection answers a round trip.
+pub async fn readyz(db: &Db) -> Result<Response<Body>, ApiError> {
+    let connection = db.connection().await?;
+    connection
+        .client
+        .simple_query("")
+        .await
+        .map_err(db::query_failed)?;
+    Ok(response::ok(Bytes::from_static(br#"{"status":"ready"}"#)))
+}
+
+/// `GET /types`: every contact type, read from the database each time.
+pub async fn types(db: &Db) -> Result<Response<Body>, ApiError> {
+    let connection = db.connection().await?;
+    let rows = connection
+        .client
+        .query(&connection.statements.types, &[])
+        .await
+        .map_err(db::query_failed)?;
+    drop(connection);
+    let mut out = Vec::with_capacity(2 + rows.len() * TYPE_JSON_SIZE);
+    out.push(b'[');
+    for (index, row) in rows.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        rows::write_type(&mut out, row)?;
+    }
+    out.push(b']');
+    Ok(response::ok(out))
+}
+
+/// `GET /contacts/{contact_id}`.
+pub async fn contact(db: &Db, raw_id: &str) -> Result<Response<Body>, ApiError> {
+    let id = params::path_integer(raw_id, "contact_id", 0, INT4_MAX)? as i32;
+    let connection = db.connection().await?;
+    let row = connection
+        .client
+        .query_opt(&connection.statements.contact, &[&id])
+        .await
+        .map_err(db::query_failed)?;
+    drop(connection);
+    let row = row.ok_or(ApiError::ContactNotFound)?;
+    let mut out = Vec::with_capacity(CONTACT_JSON_SIZE);
+    rows::write_contact(&mut out, &row)?;
+    Ok(response::ok(out))
+}
+
+/// `GET /contacts/fetch`: the page's rows are collected all at once
+/// (`query`, like asyncpg's `connection.fetch`), then written.
+pub async fn contacts_fetch(db: &Db, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let page = params::page_query(query)?;
+    if names_nothing(&page) {
+        return Ok(response::ok(Bytes::from_static(b"[]")));
+    }
+    let connection = db.connection().await?;
+    let statements = &connection.statements;
+    let rows = match page.starts.as_deref() {
+        None => {
+            connection
+                .client
+                .query(&statements.page, &[&page.limit, &page.offset])
+                .await
+        }
+        Some(starts) => {
+            connection
+                .client
+                .query(
+                    &statements.page_starts,
+                    &[&page.limit, &page.offset, &starts],
+                )
+                .await
+        }
+    }
+    .map_err(db::query_failed)?;
+    drop(connection);
+    let mut out = Vec::with_capacity(2 + rows.len() * CONTACT_JSON_SIZE);
+    out.push(b'[');
+    for (index, row) in rows.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        rows::write_contact(&mut out, row)?;
+    }
+    out.push(b']');
+    Ok(response::ok(out))
+}
+
+/// `GET /contacts/for`: the same page, consumed as a stream (`query_raw`,
+/// like an `async for` over a cursor): each contact is written as its row
+/// arrives. The body is the same, byte for byte, as `/contacts/fetch`.
+pub async fn contacts_for(db: &Db, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let page = params::page_query(query)?;
+    if names_nothing(&page) {
+        return Ok(response::ok(Bytes::from_static(b"[]")));
+    }
+    let connection = db.connection().await?;
+    let statements = &connection.statements;
+    let starts = page.starts.as_deref();
+    let with_starts: [&(dyn ToSql + Sync); 3] = [&page.limit, &page.offset, &starts];
+    let (statement, parameters) = match starts {
+        None => (&statements.page, &with_starts[..2]),
+        Some(_) => (&statements.page_starts, &with_starts[..]),
+    };
+    let stream = connection
+        .client
+        .query_raw(statement, parameters.iter().copied())
+        .await
+        .map_err(db::query_failed)?;
+    pin_mut!(stream);
+    let mut out = Vec::with_capacity(2 + page.limit as usize * CONTACT_JSON_SIZE);
+    out.push(b'[');
+    let mut first = true;
+    while let Some(row) = stream.try_next().await.map_err(db::query_failed)? {
+        if !first {
+            out.push(b',');
+        }
+        rows::write_contact(&mut out, &row)?;
+        first = false;
+    }
+    drop(connection);
+    out.push(b']');
+    Ok(response::ok(out))
+}
+
+/// A `starts` holding U+0000 can match no row: PostgreSQL text cannot hold
+/// that character, so no last name begins with it, and PostgreSQL would
+/// refuse the parameter. The page is empty without asking.
+fn names_nothing(page: &PageQuery) -> bool {
+    page.starts
+        .as_deref()
+        .is_some_and(|starts| starts.contains('\0'))
+}
+
+/// The CPU-bound endpoint's limits: at most `workers` computations at once
+/// on the blocking pool, and at most `queue` waiting or running; past that
+/// a request is answered 503 at once instead of piling up.
+pub struct FibPool {
+    workers: Arc<Semaphore>,
+    queue: Arc<Semaphore>,
+}
+
+impl FibPool {
+    /// `workers` computations in parallel, `queue` admitted in all.
+    pub fn new(workers: usize, queue: usize) -> FibPool {
+        FibPool {
+            workers: Arc::new(Semaphore::new(workers)),
+            queue: Arc::new(Semaphore::new(queue.max(workers))),
+        }
+    }
+}
+
+/// `GET /fibonacci/{n}`: the naive recursion, on purpose, run on tokio's
+/// blocking pool so that it never stalls the I/O threads.
+pub async fn fibonacci(pool: &FibPool, raw_n: &str) -> Result<Response<Body>, ApiError> {
+    let n = params::path_integer(raw_n, "n", 0, 40)? as u32;
+    let _admitted = pool
+        .queue
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Unavailable)?;
+    let worker = pool
+        .workers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let result = tokio::task::spawn_blocking(move || {
+        let _worker = worker;
+        fib(n)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(br#"{"result":"#);
+    write_int(&mut out, result);
+    out.push(b'}');
+    Ok(response::ok(out))
+}
+
+/// fib(0) = fib(1) = 1, fib(n) = fib(n-1) + fib(n-2), by the naive
+/// recursion: this is the study's CPU-bound workload, not a puzzle to
+/// optimise away.
+pub fn fib(n: u32) -> u64 {
+    if n < 2 { 1 } else { fib(n - 1) + fib(n - 2) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fib_follows_the_contract_definition() {
+        let expected = [1, 1, 2, 3, 5, 8, 13, 21, 34, 55];
+        for (n, value) in expected.iter().enumerate() {
+            assert_eq!(fib(n as u32), *value);
+        }
+        assert_eq!(fib(25), 121393);
+    }
+
+    #[test]
+    fn version_body_is_the_package_version() {
+        assert_eq!(
+            VERSION_BODY,
+            format!("{{\"version\":\"{}\"}}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}

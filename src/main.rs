@@ -1,0 +1,218 @@
+//! `bakeoff`: reads the configuration, sets the allocator, builds the
+//! runtime shape asked for, and serves until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use bakeoff::config::{self, Cli, Command, RuntimeShape, ServeConfig};
+use bakeoff::db::{Db, PoolOptions};
+use bakeoff::handlers::FibPool;
+use bakeoff::server::{self, HttpOptions, State};
+use clap::Parser;
+use clap::error::ErrorKind;
+use tokio::sync::watch;
+
+// mimalloc: fast thread-local free lists suit a server whose every request
+// allocates and frees a few buffers on one thread.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => match error.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => error.exit(),
+            _ => return fail(first_line(&error.to_string())),
+        },
+    };
+    let result = match cli.command {
+        Some(Command::Seed(seed)) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| format!("cannot start the runtime: {error}"))
+            .and_then(|runtime| runtime.block_on(bakeoff::seed::run(&seed))),
+        Some(Command::Serve(serve)) => run_server(&serve),
+        None => run_server(&cli.serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+/// One line on stderr, exit code 2.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("bakeoff: {message}");
+    ExitCode::from(2)
+}
+
+/// clap's first line, without its `error: ` prefix (the rest is usage).
+fn first_line(message: &str) -> &str {
+    let line = message.lines().next().unwrap_or(message);
+    line.strip_prefix("error: ").unwrap_or(line)
+}
+
+fn run_server(config: &ServeConfig) -> Result<(), String> {
+    let postgres = config::postgres_config(
+        &config.database_url,
+        Duration::from_millis(config.statement_timeout_ms),
+        config.pool_timeout(),
+    )?;
+    raise_open_file_limit();
+    let workers = config.worker_threads();
+    let http = HttpOptions {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_s),
+        drain_timeout: Duration::from_secs(config.drain_timeout_s),
+    };
+    let fib: &'static FibPool = Box::leak(Box::new(FibPool::new(
+        config::available_cores(),
+        64 * config::available_cores(),
+    )));
+    let pool_size = config.pool_size();
+    let describe = |address: SocketAddr, shape: &str, pool: u32| {
+        eprintln!(
+            "bakeoff {} listening on http://{address} (database {}, runtime {shape}, {workers} workers, pool {pool})",
+            env!("CARGO_PKG_VERSION"),
+            config::describe_database(&postgres),
+        );
+    };
+
+    match config.runtime {
+        RuntimeShape::Multi => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .map_err(|error| format!("cannot start the runtime: {error}"))?;
+            let listener = server::bind(config.bind, false)
+                .map_err(|error| format!("cannot listen on BIND {}: {error}", config.bind))?;
+            let address = listener.local_addr().map_err(|error| error.to_string())?;
+            let pool = PoolOptions {
+                size: pool_size,
+                checkout_timeout: config.pool_timeout(),
+            };
+            runtime.block_on(async {
+                let state: &'static State = Box::leak(Box::new(State {
+                    db: Db::new(postgres.clone(), &pool),
+                    fib,
+                }));
+                describe(address, "multi", pool_size);
+                let (stop, stopped) = watch::channel(false);
+                tokio::spawn(stop_on_signal(stop));
+                runtime_serve(listener, state, http, stopped).await
+            })
+        }
+        RuntimeShape::PerCore => {
+            // Bind every listener before announcing the address, so that a
+            // client that connects as soon as it reads the log line is served.
+            let first = server::bind(config.bind, true)
+                .map_err(|error| format!("cannot listen on BIND {}: {error}", config.bind))?;
+            let address = first.local_addr().map_err(|error| error.to_string())?;
+            let mut listeners = vec![first];
+            for _ in 1..workers {
+                listeners.push(
+                    server::bind(address, true)
+                        .map_err(|error| format!("cannot listen on {address}: {error}"))?,
+                );
+            }
+            let pool = PoolOptions {
+                size: pool_size.div_ceil(workers as u32).max(1),
+                checkout_timeout: config.pool_timeout(),
+            };
+            let (stop, stopped) = watch::channel(false);
+            let threads: Vec<_> = listeners
+                .into_iter()
+                .enumerate()
+                .map(|(index, listener)| {
+                    let (postgres, pool, http, stopped) = (
+                        postgres.clone(),
+                        pool.clone(),
+                        http.clone(),
+                        stopped.clone(),
+                    );
+                    thread::Builder::new()
+                        .name(format!("bakeoff-{index}"))
+                        .spawn(move || -> Result<(), String> {
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .map_err(|error| format!("cannot start the runtime: {error}"))?;
+                            runtime.block_on(async {
+                                let state: &'static State = Box::leak(Box::new(State {
+                                    db: Db::new(postgres, &pool),
+                                    fib,
+                                }));
+                                server::serve(listener, state, http, stopped)
+                                    .await
+                                    .map_err(|error| error.to_string())
+                            })
+                        })
+                        .map_err(|error| format!("cannot start a worker thread: {error}"))
+                })
+                .collect::<Result<_, _>>()?;
+            describe(address, "per-core", pool.size * workers as u32);
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| format!("cannot start the runtime: {error}"))?
+                .block_on(stop_on_signal(stop));
+            for thread in threads {
+                thread
+                    .join()
+                    .map_err(|_| "a worker thread panicked".to_owned())??;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs the accept loop as a task on a worker thread, so connections it
+/// spawns start on that worker's own queue.
+async fn runtime_serve(
+    listener: std::net::TcpListener,
+    state: &'static State,
+    http: HttpOptions,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), String> {
+    tokio::spawn(server::serve(listener, state, http, stopped))
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())
+}
+
+/// Waits for SIGTERM or SIGINT, then tells every accept loop to stop.
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("bakeoff: cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    eprintln!("bakeoff: shutting down, draining open connections");
+    let _ = stop.send(true);
+}
+
+/// Thousands of keep-alive connections need thousands of descriptors: lift
+/// the soft limit to the hard one, as servers like nginx let you do.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

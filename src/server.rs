@@ -1,0 +1,161 @@
+//! Sockets, the accept loop, hyper's HTTP/1.1 connections, request dispatch
+//! and graceful shutdown.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::handlers::{self, FibPool};
+use crate::response::Body;
+use crate::router::{self, Route};
+
+/// What a request handler can reach. One per runtime (so one per core in
+/// the per-core shape), leaked at start: it lives as long as the process,
+/// and a `&'static` costs no reference counting per request.
+pub struct State {
+    /// This runtime's connection pool.
+    pub db: Db,
+    /// The process-wide limits of `/fibonacci`.
+    pub fib: &'static FibPool,
+}
+
+/// Knobs of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Time a client has to send a request's headers. Default is 10 s.
+    pub header_read_timeout: Duration,
+    /// Time in-flight requests get to finish after a shutdown signal.
+    /// Default is 10 s.
+    pub drain_timeout: Duration,
+}
+
+/// Listen backlog: sized for thousands of connections arriving at once (the
+/// kernel caps it at `net.core.somaxconn`).
+const BACKLOG: i32 = 4096;
+
+/// Opens a listening socket. `reuse_port` lets several per-core listeners
+/// share one address, the kernel spreading connections between them.
+pub fn bind(address: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Accepts and serves connections until `shutdown` turns true, then stops
+/// accepting and gives open connections `drain_timeout` to finish.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: &'static State,
+    options: HttpOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let listener = TcpListener::from_std(listener)?;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .keep_alive(true)
+        // Pipelined requests get their answers in one write instead of one
+        // write each.
+        .pipeline_flush(true);
+    let graceful = GracefulShutdown::new();
+
+    loop {
+        let stream = tokio::select! {
+            biased;
+            // The only value ever sent is `true`; a dropped sender means stop too.
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+        };
+        // Answers are written whole; Nagle's algorithm would only hold them
+        // back waiting for an ACK, which stalls pipelined clients.
+        let _ = stream.set_nodelay(true);
+        let service = service_fn(move |request| handle(request, state));
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is its own business.
+            let _ = connection.await;
+        });
+    }
+
+    drop(listener);
+    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("bakeoff: drain timeout reached, closing the remaining connections");
+    }
+    Ok(())
+}
+
+/// Running out of file descriptors, or a connection reset before accept,
+/// must not end the server: wait a moment, as trusted servers do, and retry.
+#[cold]
+async fn accept_failed(error: io::Error) {
+    eprintln!("bakeoff: accept failed: {error}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Answers one request. Never fails: every error becomes its response, and
+/// a panic in a handler becomes a 500 for that request only.
+async fn handle(
+    request: Request<Incoming>,
+    state: &'static State,
+) -> Result<Response<Body>, Infallible> {
+    let answer = AssertUnwindSafe(dispatch(&request, state))
+        .catch_unwind()
+        .await;
+    Ok(match answer {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => error.into_response(),
+        Err(_panic) => ApiError::Internal.into_response(),
+    })
+}
+
+async fn dispatch(
+    request: &Request<Incoming>,
+    state: &'static State,
+) -> Result<Response<Body>, ApiError> {
+    let uri = request.uri();
+    match router::route(request.method(), uri.path())? {
+        Route::Version => Ok(handlers::version()),
+        Route::Types => handlers::types(&state.db).await,
+        Route::ContactsFetch => handlers::contacts_fetch(&state.db, uri.query()).await,
+        Route::ContactsFor => handlers::contacts_for(&state.db, uri.query()).await,
+        Route::Contact(raw_id) => handlers::contact(&state.db, raw_id).await,
+        Route::Fibonacci(raw_n) => handlers::fibonacci(state.fib, raw_n).await,
+        Route::Healthz => Ok(handlers::healthz()),
+        Route::Readyz => handlers::readyz(&state.db).await,
+    }
+}
