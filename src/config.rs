@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::db::PoolMode;
+
 /// The hand-tuned Rust reference server of the contacts API bake-off.
 #[derive(Debug, Parser)]
 #[command(name = "bakeoff", version, args_conflicts_with_subcommands = true)]
@@ -65,6 +67,10 @@ pub struct ServeConfig {
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "DRAIN_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub drain_timeout_s: u64,
+    /// `shared`: many requests query one connection at once, pipelined;
+    /// `exclusive`: bb8's checkout of a connection per request.
+    #[arg(long, env = "POOL_MODE", value_enum, default_value_t = PoolMode::Shared)]
+    pub pool_mode: PoolMode,
     /// `multi` (work-stealing) or `per-core` (a runtime, listener and pool
     /// per worker thread).
     #[arg(long, env = "RUNTIME", value_enum, default_value_t = RuntimeShape::Multi)]

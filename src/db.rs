@@ -1,12 +1,16 @@
 //! The database: a bb8 pool of tokio-postgres connections, each opened with
 //! every statement of `sql/` prepared on it, and checked out by handle.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use bb8::{ErrorSink, ManageConnection, Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
 use postgres_types::Type;
+use tokio::sync::Notify;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::error::ApiError;
@@ -78,30 +82,87 @@ impl ManageConnection for Manager {
     }
 }
 
+/// How requests share the database connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoolMode {
+    /// bb8's model: a request checks a connection out and has it to itself
+    /// until its rows are read.
+    Exclusive,
+    /// Every connection serves many requests at once: their queries queue on
+    /// one tokio-postgres `Client`, which pipelines them into one write, so
+    /// the database is never idle waiting for the next round trip.
+    Shared,
+}
+
 /// How the pool is shaped.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// Connections kept open; the pool is fixed at this size.
     pub size: u32,
-    /// How long a request waits for a free connection before its 503.
+    /// How long a request waits for a connection before its 503.
     pub checkout_timeout: Duration,
+    /// Exclusive checkouts or shared, pipelined connections.
+    pub mode: PoolMode,
 }
 
 /// The pool the handlers take connections from.
 pub struct Db {
     pool: Pool<Manager>,
+    shared: Option<Arc<SharedSlots>>,
+    checkout_timeout: Duration,
+}
+
+/// The connections of shared mode: each slot holds one checked-out bb8
+/// connection for as long as it works. bb8 still opens, retries and replaces
+/// connections; the slots only let many requests use one at a time.
+struct SharedSlots {
+    slots: Box<[Slot]>,
+    /// Round-robin cursor.
+    next: AtomicUsize,
+    /// Woken when a slot gets a new connection.
+    filled: Notify,
+}
+
+struct Slot {
+    connection: ArcSwapOption<PooledConnection<'static, Manager>>,
+    /// A refill task is running for this slot.
+    refilling: AtomicBool,
+}
+
+/// A connection lent to one request: its own, or a share of one.
+// It lives on the request's stack for one request; boxing the large variant
+// would cost an allocation per request to save a few bytes of stack.
+#[allow(clippy::large_enum_variant)]
+pub enum Lease<'a> {
+    /// Checked out of bb8; back in the pool when dropped.
+    Exclusive(PooledConnection<'a, Manager>),
+    /// A shared connection; others may be querying it at the same time.
+    Shared(Arc<PooledConnection<'static, Manager>>),
+}
+
+impl Deref for Lease<'_> {
+    type Target = Connection;
+
+    #[inline]
+    fn deref(&self) -> &Connection {
+        match self {
+            Lease::Exclusive(connection) => connection,
+            Lease::Shared(connection) => connection,
+        }
+    }
 }
 
 impl Db {
     /// Builds the pool without waiting for the database: the server starts
     /// while PostgreSQL is down, answers 503, and bb8 keeps trying to open
-    /// the connections in the background.
+    /// the connections in the background. Must run inside a tokio runtime,
+    /// whose tasks then own the connections.
     ///
     /// Deliberate settings: a fixed size (no idle reaping, no lifetime
     /// recycling, which would only add reconnects under a steady load); no
     /// `test_on_check_out`, which costs a round trip per request; instead a
-    /// connection whose socket has closed is noticed without any I/O in
-    /// [`Db::connection`] and in bb8's `has_broken`, and replaced.
+    /// connection whose socket has closed is noticed without any I/O (the
+    /// client's closed flag) when it is lent, and replaced.
     pub fn new(config: tokio_postgres::Config, options: &PoolOptions) -> Db {
         let pool = Pool::builder()
             .max_size(options.size)
@@ -114,11 +175,44 @@ impl Db {
             .build_unchecked(Manager {
                 inner: PostgresConnectionManager::new(config, NoTls),
             });
-        Db { pool }
+        let shared = (options.mode == PoolMode::Shared).then(|| {
+            Arc::new(SharedSlots {
+                slots: (0..options.size)
+                    .map(|_| Slot {
+                        connection: ArcSwapOption::empty(),
+                        refilling: AtomicBool::new(false),
+                    })
+                    .collect(),
+                next: AtomicUsize::new(0),
+                filled: Notify::new(),
+            })
+        });
+        let db = Db {
+            pool,
+            shared,
+            checkout_timeout: options.checkout_timeout,
+        };
+        if let Some(shared) = &db.shared {
+            for index in 0..shared.slots.len() {
+                db.refill(shared, index);
+            }
+        }
+        db
     }
 
-    /// A connection for one request, or 503 when none frees up in time.
-    pub async fn connection(&self) -> Result<PooledConnection<'_, Manager>, ApiError> {
+    /// A connection for one request, or 503 when none is usable in time.
+    #[inline]
+    pub async fn connection(&self) -> Result<Lease<'_>, ApiError> {
+        match &self.shared {
+            None => self.exclusive().await.map(Lease::Exclusive),
+            Some(shared) => match self.live_slot(shared) {
+                Some(connection) => Ok(Lease::Shared(connection)),
+                None => self.wait_for_slot(shared).await.map(Lease::Shared),
+            },
+        }
+    }
+
+    async fn exclusive(&self) -> Result<PooledConnection<'_, Manager>, ApiError> {
         // A restart of PostgreSQL closes every idle connection; each one is
         // seen closed here (a flag, no round trip) and dropped, and bb8
         // replaces it because `has_broken` says so.
@@ -129,6 +223,78 @@ impl Db {
             }
         }
         Err(ApiError::Unavailable)
+    }
+
+    /// The next live shared connection in round-robin order. Slots found
+    /// empty or closed get a refill started.
+    #[inline]
+    fn live_slot(
+        &self,
+        shared: &Arc<SharedSlots>,
+    ) -> Option<Arc<PooledConnection<'static, Manager>>> {
+        let count = shared.slots.len();
+        let start = shared.next.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            let slot = &shared.slots[index];
+            match slot.connection.load_full() {
+                Some(connection) if !connection.client.is_closed() => return Some(connection),
+                Some(closed) => {
+                    slot.connection.compare_and_swap(&closed, None);
+                    self.refill(shared, index);
+                }
+                None => self.refill(shared, index),
+            }
+        }
+        None
+    }
+
+    /// Every slot is empty: wait, at most the checkout timeout, for a refill.
+    #[cold]
+    async fn wait_for_slot(
+        &self,
+        shared: &Arc<SharedSlots>,
+    ) -> Result<Arc<PooledConnection<'static, Manager>>, ApiError> {
+        let deadline = tokio::time::Instant::now() + self.checkout_timeout;
+        loop {
+            let filled = shared.filled.notified();
+            tokio::pin!(filled);
+            // Registered before the second look, so a refill that lands in
+            // between still wakes us.
+            filled.as_mut().enable();
+            if let Some(connection) = self.live_slot(shared) {
+                return Ok(connection);
+            }
+            if tokio::time::timeout_at(deadline, filled).await.is_err() {
+                return Err(ApiError::Unavailable);
+            }
+        }
+    }
+
+    /// Starts a task that fills slot `index` from bb8, unless one runs.
+    fn refill(&self, shared: &Arc<SharedSlots>, index: usize) {
+        if shared.slots[index].refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, shared) = (self.pool.clone(), Arc::clone(shared));
+        tokio::spawn(async move {
+            let slot = &shared.slots[index];
+            loop {
+                match pool.get_owned().await {
+                    // A connection that closed while idle in bb8 is dropped
+                    // (bb8 replaces it) and another one asked for.
+                    Ok(connection) if connection.client.is_closed() => continue,
+                    Ok(connection) => {
+                        slot.connection.store(Some(Arc::new(connection)));
+                        break;
+                    }
+                    // bb8 waited its timeout and logged why; try again.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            slot.refilling.store(false, Ordering::Release);
+            shared.filled.notify_waiters();
+        });
     }
 
     /// The pool's size and idle count, for `/readyz` and logs.
@@ -162,7 +328,10 @@ fn log_database_error(error: &tokio_postgres::Error) {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
     if LAST_LOGGED.swap(now, Ordering::Relaxed) != now {
-        eprintln!("bakeoff: database: {error}");
+        match std::error::Error::source(error) {
+            Some(cause) => eprintln!("bakeoff: database: {error}: {cause}"),
+            None => eprintln!("bakeoff: database: {error}"),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use bakeoff::config::{self, Cli, Command, RuntimeShape, ServeConfig};
-use bakeoff::db::{Db, PoolOptions};
+use bakeoff::db::{Db, PoolMode, PoolOptions};
 use bakeoff::handlers::FibPool;
 use bakeoff::server::{self, HttpOptions, State};
 use clap::Parser;
@@ -73,9 +73,13 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
     let pool_size = config.pool_size();
     let describe = |address: SocketAddr, shape: &str, pool: u32| {
         eprintln!(
-            "bakeoff {} listening on http://{address} (database {}, runtime {shape}, {workers} workers, pool {pool})",
+            "bakeoff {} listening on http://{address} (database {}, runtime {shape}, {workers} workers, pool {pool} {mode})",
             env!("CARGO_PKG_VERSION"),
             config::describe_database(&postgres),
+            mode = match config.pool_mode {
+                PoolMode::Shared => "shared",
+                PoolMode::Exclusive => "exclusive",
+            },
         );
     };
 
@@ -92,6 +96,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
             let pool = PoolOptions {
                 size: pool_size,
                 checkout_timeout: config.pool_timeout(),
+                mode: config.pool_mode,
             };
             runtime.block_on(async {
                 let state: &'static State = Box::leak(Box::new(State {
@@ -120,6 +125,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
             let pool = PoolOptions {
                 size: pool_size.div_ceil(workers as u32).max(1),
                 checkout_timeout: config.pool_timeout(),
+                mode: config.pool_mode,
             };
             let (stop, stopped) = watch::channel(false);
             let threads: Vec<_> = listeners
