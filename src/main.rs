@@ -15,7 +15,13 @@ use clap::error::ErrorKind;
 use tokio::sync::watch;
 
 // mimalloc: fast thread-local free lists suit a server whose every request
-// allocates and frees a few buffers on one thread.
+// allocates and frees a few buffers on one thread. jemalloc is the
+// alternative, compared by `./scripts/run.sh --allocators`.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
