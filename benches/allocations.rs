@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bakeoff::db::{Db, PoolMode, PoolOptions};
+use bakeoff::db::{Db, PoolMode, PoolOptions, StatementMode};
 use bakeoff::handlers::FibPool;
 use bakeoff::server::{self, HttpOptions, State};
 use support::http::Conn;
@@ -135,7 +135,7 @@ fn start_server(database_url: &str, mode: PoolMode) -> std::net::SocketAddr {
         runtime.block_on(async move {
             let postgres = bakeoff::config::postgres_config(
                 &database_url,
-                Duration::from_secs(5),
+                Some(Duration::from_secs(5)),
                 Duration::from_secs(1),
             )
             .unwrap();
@@ -143,6 +143,7 @@ fn start_server(database_url: &str, mode: PoolMode) -> std::net::SocketAddr {
                 size: 2,
                 checkout_timeout: Duration::from_secs(1),
                 mode,
+                statements: StatementMode::Prepared,
             };
             let state: &'static State = Box::leak(Box::new(State {
                 db: Db::new(postgres, &options),

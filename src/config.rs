@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::db::PoolMode;
+use crate::db::{PoolMode, StatementMode};
 
 /// The hand-tuned Rust reference server of the contacts API bake-off.
 #[derive(Debug, Parser)]
@@ -71,6 +71,13 @@ pub struct ServeConfig {
     /// `exclusive`: bb8's checkout of a connection per request.
     #[arg(long, env = "POOL_MODE", value_enum, default_value_t = PoolMode::Shared)]
     pub pool_mode: PoolMode,
+    /// `prepared`: statements prepared once per connection (direct
+    /// connections); `unnamed`: the unnamed statement on every execution,
+    /// for transaction-pooling PgBouncer or RDS Proxy. Unnamed mode sends no
+    /// startup options, which such poolers refuse: set the statement timeout
+    /// on the role (`sql/roles.sql`) instead.
+    #[arg(long, env = "STATEMENTS", value_enum, default_value_t = StatementMode::Prepared)]
+    pub statements: StatementMode,
     /// `multi` (work-stealing) or `per-core` (a runtime, listener and pool
     /// per worker thread).
     #[arg(long, env = "RUNTIME", value_enum, default_value_t = RuntimeShape::Multi)]
@@ -121,18 +128,20 @@ pub fn available_cores() -> usize {
 /// password).
 pub fn postgres_config(
     database_url: &str,
-    statement_timeout: Duration,
+    statement_timeout: Option<Duration>,
     connect_timeout: Duration,
 ) -> Result<tokio_postgres::Config, String> {
     let mut config: tokio_postgres::Config = database_url
         .parse()
         .map_err(|error| format!("invalid DATABASE_URL: {error}"))?;
-    let mut options = config.get_options().unwrap_or("").to_owned();
-    options.push_str(&format!(
-        " -c statement_timeout={}",
-        statement_timeout.as_millis()
-    ));
-    config.options(options.trim_start());
+    if let Some(statement_timeout) = statement_timeout {
+        let mut options = config.get_options().unwrap_or("").to_owned();
+        options.push_str(&format!(
+            " -c statement_timeout={}",
+            statement_timeout.as_millis()
+        ));
+        config.options(options.trim_start());
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(connect_timeout);
     }

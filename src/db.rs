@@ -9,31 +9,66 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use bb8::{ErrorSink, ManageConnection, Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
+use futures_util::{TryStreamExt, pin_mut};
 use postgres_types::Type;
 use tokio::sync::Notify;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, RowStream, Statement};
 
 use crate::error::ApiError;
 
-/// `/types`.
-pub const TYPES_SQL: &str = include_str!("../sql/types.sql");
-/// `/contacts/{contact_id}`.
-pub const CONTACT_SQL: &str = include_str!("../sql/contact.sql");
-/// A page of `/contacts/fetch` and `/contacts/for`.
-pub const PAGE_SQL: &str = include_str!("../sql/page.sql");
-/// A page filtered by `starts`.
-pub const PAGE_STARTS_SQL: &str = include_str!("../sql/page_starts.sql");
+/// A statement of `sql/`, one per kind of database request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// `sql/types.sql`: no parameters.
+    Types,
+    /// `sql/contact.sql`: `$1 int4` contact_id.
+    Contact,
+    /// `sql/page.sql`: `$1 int8` limit, `$2 int8` offset.
+    Page,
+    /// `sql/page_starts.sql`: `$1 int8` limit, `$2 int8` offset, `$3 text` starts.
+    PageStarts,
+}
 
-/// The statements of one connection, prepared when the pool opened it.
-pub struct Statements {
-    /// [`TYPES_SQL`], no parameters.
-    pub types: Statement,
-    /// [`CONTACT_SQL`], `$1 int4` contact_id.
-    pub contact: Statement,
-    /// [`PAGE_SQL`], `$1 int8` limit, `$2 int8` offset.
-    pub page: Statement,
-    /// [`PAGE_STARTS_SQL`], `$1 int8` limit, `$2 int8` offset, `$3 text` starts.
-    pub page_starts: Statement,
+impl Query {
+    /// The statement's text, embedded from `sql/` at build time.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Query::Types => include_str!("../sql/types.sql"),
+            Query::Contact => include_str!("../sql/contact.sql"),
+            Query::Page => include_str!("../sql/page.sql"),
+            Query::PageStarts => include_str!("../sql/page_starts.sql"),
+        }
+    }
+
+    /// The parameter types, given to PostgreSQL rather than inferred.
+    pub fn parameter_types(self) -> &'static [Type] {
+        match self {
+            Query::Types => &[],
+            Query::Contact => &[Type::INT4],
+            Query::Page => &[Type::INT8, Type::INT8],
+            Query::PageStarts => &[Type::INT8, Type::INT8, Type::TEXT],
+        }
+    }
+
+    /// Where its prepared statement is kept: the order of the variants,
+    /// which is the order `Manager::connect` prepares them in.
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How statements reach PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatementMode {
+    /// Prepared once per connection when the pool opens it, then executed by
+    /// handle: the fastest, and what a direct connection should use.
+    Prepared,
+    /// Sent with every execution as the unnamed statement (Parse, Bind,
+    /// Execute in one round trip): what a transaction-pooling PgBouncer
+    /// older than 1.21 (Debian's 1.18) or RDS Proxy can carry, since a named
+    /// statement lives on one server connection only.
+    Unnamed,
 }
 
 /// A pooled connection: the client and its prepared statements side by side.
@@ -41,13 +76,75 @@ pub struct Connection {
     /// The tokio-postgres client; its connection task runs on the runtime
     /// that opened it.
     pub client: Client,
-    /// Statements prepared on this client.
-    pub statements: Statements,
+    /// The statements prepared on this client, by [`Query::index`]; `None`
+    /// in [`StatementMode::Unnamed`].
+    statements: Option<[Statement; 4]>,
+}
+
+impl Connection {
+    /// Runs `query` and returns its rows as a stream, read as they arrive.
+    #[inline]
+    pub async fn query_raw(
+        &self,
+        query: Query,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<RowStream, tokio_postgres::Error> {
+        match &self.statements {
+            Some(statements) => {
+                self.client
+                    .query_raw(&statements[query.index()], parameters.iter().copied())
+                    .await
+            }
+            None => {
+                let typed = parameters
+                    .iter()
+                    .copied()
+                    .zip(query.parameter_types().iter().cloned());
+                self.client.query_typed_raw(query.sql(), typed).await
+            }
+        }
+    }
+
+    /// Runs `query` and collects all its rows at once.
+    #[inline]
+    pub async fn query(
+        &self,
+        query: Query,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match &self.statements {
+            Some(statements) => {
+                self.client
+                    .query(&statements[query.index()], parameters)
+                    .await
+            }
+            None => self.query_raw(query, parameters).await?.try_collect().await,
+        }
+    }
+
+    /// Runs `query`, which returns at most one row, and returns that row.
+    #[inline]
+    pub async fn query_opt(
+        &self,
+        query: Query,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let rows = self.query_raw(query, parameters).await?;
+        pin_mut!(rows);
+        let row = rows.try_next().await?;
+        if row.is_some() {
+            // Read to the end, so the command's completion is consumed here.
+            // (A stream that has ended must not be polled again.)
+            while rows.try_next().await?.is_some() {}
+        }
+        Ok(row)
+    }
 }
 
 /// Opens connections for bb8 and prepares the statements on each.
 pub struct Manager {
     inner: PostgresConnectionManager<NoTls>,
+    statement_mode: StatementMode,
 }
 
 impl ManageConnection for Manager {
@@ -56,19 +153,21 @@ impl ManageConnection for Manager {
 
     async fn connect(&self) -> Result<Connection, tokio_postgres::Error> {
         let client = self.inner.connect().await?;
-        // Prepared concurrently: tokio-postgres pipelines the four Parse
-        // messages into one round trip.
-        let (types, contact, page, page_starts) = tokio::try_join!(
-            client.prepare_typed(TYPES_SQL, &[]),
-            client.prepare_typed(CONTACT_SQL, &[Type::INT4]),
-            client.prepare_typed(PAGE_SQL, &[Type::INT8, Type::INT8]),
-            client.prepare_typed(PAGE_STARTS_SQL, &[Type::INT8, Type::INT8, Type::TEXT]),
-        )?;
-        let statements = Statements {
-            types,
-            contact,
-            page,
-            page_starts,
+        let statements = match self.statement_mode {
+            StatementMode::Unnamed => None,
+            // Prepared concurrently: tokio-postgres pipelines the Parse
+            // messages into one round trip.
+            StatementMode::Prepared => {
+                let prepare =
+                    |query: Query| client.prepare_typed(query.sql(), query.parameter_types());
+                let (types, contact, page, page_starts) = tokio::try_join!(
+                    prepare(Query::Types),
+                    prepare(Query::Contact),
+                    prepare(Query::Page),
+                    prepare(Query::PageStarts),
+                )?;
+                Some([types, contact, page, page_starts])
+            }
         };
         Ok(Connection { client, statements })
     }
@@ -103,6 +202,8 @@ pub struct PoolOptions {
     pub checkout_timeout: Duration,
     /// Exclusive checkouts or shared, pipelined connections.
     pub mode: PoolMode,
+    /// Prepared or unnamed statements.
+    pub statements: StatementMode,
 }
 
 /// The pool the handlers take connections from.
@@ -174,6 +275,7 @@ impl Db {
             .error_sink(Box::new(LogErrors))
             .build_unchecked(Manager {
                 inner: PostgresConnectionManager::new(config, NoTls),
+                statement_mode: options.statements,
             });
         let shared = (options.mode == PoolMode::Shared).then(|| {
             Arc::new(SharedSlots {

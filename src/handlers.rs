@@ -9,7 +9,7 @@ use hyper::Response;
 use tokio::sync::Semaphore;
 use tokio_postgres::types::ToSql;
 
-use crate::db::{self, Db};
+use crate::db::{self, Db, Query};
 use crate::error::ApiError;
 use crate::json::write_int;
 use crate::params::{self, INT4_MAX, PageQuery};
@@ -45,8 +45,7 @@ pub async fn readyz(db: &Db) -> Result<Response<Body>, ApiError> {
 pub async fn types(db: &Db) -> Result<Response<Body>, ApiError> {
     let connection = db.connection().await?;
     let rows = connection
-        .client
-        .query(&connection.statements.types, &[])
+        .query(Query::Types, &[])
         .await
         .map_err(db::query_failed)?;
     drop(connection);
@@ -67,8 +66,7 @@ pub async fn contact(db: &Db, raw_id: &str) -> Result<Response<Body>, ApiError> 
     let id = params::path_integer(raw_id, "contact_id", 0, INT4_MAX)? as i32;
     let connection = db.connection().await?;
     let row = connection
-        .client
-        .query_opt(&connection.statements.contact, &[&id])
+        .query_opt(Query::Contact, &[&id])
         .await
         .map_err(db::query_failed)?;
     drop(connection);
@@ -85,26 +83,12 @@ pub async fn contacts_fetch(db: &Db, query: Option<&str>) -> Result<Response<Bod
     if names_nothing(&page) {
         return Ok(response::ok(Bytes::from_static(b"[]")));
     }
+    let parameters = PageParameters::new(&page);
     let connection = db.connection().await?;
-    let statements = &connection.statements;
-    let rows = match page.starts.as_deref() {
-        None => {
-            connection
-                .client
-                .query(&statements.page, &[&page.limit, &page.offset])
-                .await
-        }
-        Some(starts) => {
-            connection
-                .client
-                .query(
-                    &statements.page_starts,
-                    &[&page.limit, &page.offset, &starts],
-                )
-                .await
-        }
-    }
-    .map_err(db::query_failed)?;
+    let rows = connection
+        .query(parameters.query, parameters.as_slice())
+        .await
+        .map_err(db::query_failed)?;
     drop(connection);
     let mut out = Vec::with_capacity(2 + rows.len() * CONTACT_JSON_SIZE);
     out.push(b'[');
@@ -126,17 +110,10 @@ pub async fn contacts_for(db: &Db, query: Option<&str>) -> Result<Response<Body>
     if names_nothing(&page) {
         return Ok(response::ok(Bytes::from_static(b"[]")));
     }
+    let parameters = PageParameters::new(&page);
     let connection = db.connection().await?;
-    let statements = &connection.statements;
-    let starts = page.starts.as_deref();
-    let with_starts: [&(dyn ToSql + Sync); 3] = [&page.limit, &page.offset, &starts];
-    let (statement, parameters) = match starts {
-        None => (&statements.page, &with_starts[..2]),
-        Some(_) => (&statements.page_starts, &with_starts[..]),
-    };
     let stream = connection
-        .client
-        .query_raw(statement, parameters.iter().copied())
+        .query_raw(parameters.query, parameters.as_slice())
         .await
         .map_err(db::query_failed)?;
     pin_mut!(stream);
@@ -153,6 +130,32 @@ pub async fn contacts_for(db: &Db, query: Option<&str>) -> Result<Response<Body>
     drop(connection);
     out.push(b']');
     Ok(response::ok(out))
+}
+
+/// The parameters of a page, in the order of `sql/page.sql` and
+/// `sql/page_starts.sql`; `starts` picks the statement.
+struct PageParameters<'a> {
+    values: [&'a (dyn ToSql + Sync); 3],
+    query: Query,
+}
+
+impl<'a> PageParameters<'a> {
+    fn new(page: &'a PageQuery) -> Self {
+        PageParameters {
+            values: [&page.limit, &page.offset, &page.starts],
+            query: match page.starts {
+                None => Query::Page,
+                Some(_) => Query::PageStarts,
+            },
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a (dyn ToSql + Sync)] {
+        match self.query {
+            Query::PageStarts => &self.values,
+            _ => &self.values[..2],
+        }
+    }
 }
 
 /// A `starts` holding U+0000 can match no row: PostgreSQL text cannot hold

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use bakeoff::config::{self, Cli, Command, RuntimeShape, ServeConfig};
-use bakeoff::db::{Db, PoolMode, PoolOptions};
+use bakeoff::db::{Db, PoolMode, PoolOptions, StatementMode};
 use bakeoff::handlers::FibPool;
 use bakeoff::server::{self, HttpOptions, State};
 use clap::Parser;
@@ -63,7 +63,10 @@ fn first_line(message: &str) -> &str {
 fn run_server(config: &ServeConfig) -> Result<(), String> {
     let postgres = config::postgres_config(
         &config.database_url,
-        Duration::from_millis(config.statement_timeout_ms),
+        // Poolers refuse startup options; in unnamed mode the role carries
+        // the timeout.
+        (config.statements == StatementMode::Prepared)
+            .then(|| Duration::from_millis(config.statement_timeout_ms)),
         config.pool_timeout(),
     )?;
     raise_open_file_limit();
@@ -103,6 +106,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 size: pool_size,
                 checkout_timeout: config.pool_timeout(),
                 mode: config.pool_mode,
+                statements: config.statements,
             };
             runtime.block_on(async {
                 let state: &'static State = Box::leak(Box::new(State {
@@ -132,6 +136,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 size: pool_size.div_ceil(workers as u32).max(1),
                 checkout_timeout: config.pool_timeout(),
                 mode: config.pool_mode,
+                statements: config.statements,
             };
             let (stop, stopped) = watch::channel(false);
             let threads: Vec<_> = listeners
