@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# FastAPI + aiopg under uvicorn: one worker process per core, on
+# 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
+set -euo pipefail
+
+port=${1:?usage: start.sh PORT}
+: "${DATABASE_URL:?set DATABASE_URL, e.g. postgresql://postgres@127.0.0.1:5432/bakeoff}"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+exec "$here/../.venv/bin/uvicorn" app:app --app-dir "$here" \
+	--host 127.0.0.1 --port "$port" --workers "$(nproc)" --no-access-log
