@@ -211,6 +211,7 @@ pub struct Db {
     pool: Pool<Manager>,
     shared: Option<Arc<SharedSlots>>,
     checkout_timeout: Duration,
+    size: u32,
 }
 
 /// The connections of shared mode: each slot holds one checked-out bb8
@@ -293,6 +294,7 @@ impl Db {
             pool,
             shared,
             checkout_timeout: options.checkout_timeout,
+            size: options.size,
         };
         if let Some(shared) = &db.shared {
             for index in 0..shared.slots.len() {
@@ -399,9 +401,14 @@ impl Db {
         });
     }
 
-    /// The pool's size and idle count, for `/readyz` and logs.
+    /// The pool's open and idle connections and its statistics.
     pub fn state(&self) -> bb8::State {
         self.pool.state()
+    }
+
+    /// Connections the pool keeps open.
+    pub fn size(&self) -> u32 {
+        self.size
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`json`]: the JSON string and integer writer.
 //! - [`response`]: response building and static header values.
 //! - [`error`]: [`error::ApiError`] and its FastAPI-shaped answers.
+//! - [`metrics`]: Prometheus counters, sharded per thread, and `/metrics`.
 //! - [`seed`]: `bakeoff seed`, the schema and deterministic sample data.
 
 pub mod config;
@@ -19,6 +20,7 @@ pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod json;
+pub mod metrics;
 pub mod params;
 pub mod response;
 pub mod router;
