@@ -67,6 +67,18 @@ pub struct ServeConfig {
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "DRAIN_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub drain_timeout_s: u64,
+    /// Connections served at once; past that, new ones wait in the listen
+    /// backlog until one closes.
+    // A bound below the open-file limit turns a flood of connections into
+    // backpressure at accept instead of descriptor and memory exhaustion.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// `/fibonacci` requests admitted at once, running or waiting; past that
+    /// they are answered 503. Default is 64 per core.
+    // Configurable so that an operator (and the tests) can trade the longest
+    // wait in that queue against the share of 503s under a flood.
+    #[arg(long, env = "FIB_QUEUE", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub fib_queue: Option<u32>,
     /// `shared`: many requests query one connection at once, pipelined;
     /// `exclusive`: bb8's checkout of a connection per request.
     #[arg(long, env = "POOL_MODE", value_enum, default_value_t = PoolMode::Shared)]
@@ -115,6 +127,12 @@ impl ServeConfig {
     pub fn pool_timeout(&self) -> Duration {
         Duration::from_millis(self.pool_timeout_ms)
     }
+
+    /// The `/fibonacci` admission limit, defaulting to 64 per core.
+    pub fn fib_queue(&self) -> usize {
+        self.fib_queue
+            .map_or_else(|| 64 * available_cores(), |queue| queue as usize)
+    }
 }
 
 /// Cores this process may run on (honours `taskset`).
@@ -124,8 +142,8 @@ pub fn available_cores() -> usize {
 
 /// Parses the connection string, adding what every connection of the
 /// server needs: a statement timeout, a connect timeout, an application
-/// name. An error names the variable, never the string (it may hold a
-/// password).
+/// name, TCP keepalives and a TCP user timeout. An error names the variable,
+/// never the string (it may hold a password).
 pub fn postgres_config(
     database_url: &str,
     statement_timeout: Option<Duration>,
@@ -148,8 +166,38 @@ pub fn postgres_config(
     if config.get_application_name().is_none() {
         config.application_name("bakeoff");
     }
+    // tokio-postgres has no query timeout and leaves the kernel's keepalive
+    // at two hours: a database host that vanishes without closing its
+    // sockets (power loss, a network partition) would hold a connection, and
+    // every request queued on it, for that long. The kernel notices instead:
+    // an idle connection is probed after 10 s (then every 5 s, 3 times), and
+    // data left unacknowledged for 30 s ends it. No cost per request;
+    // settings given in the connection string win.
+    if config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+        config.keepalives_idle(KEEPALIVES_IDLE);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(KEEPALIVES_INTERVAL);
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(KEEPALIVES_RETRIES);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
     Ok(config)
 }
+
+/// tokio-postgres's default keepalive idle time, two hours.
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+/// Idle seconds before the first keepalive probe on a database connection.
+pub const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+/// Seconds between keepalive probes.
+pub const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered probes before the kernel closes the connection.
+pub const KEEPALIVES_RETRIES: u32 = 3;
+/// How long data sent to the database may stay unacknowledged by its host.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `host:port/dbname` of a connection string, for logs: never the user's
 /// password.

@@ -12,6 +12,7 @@ use tokio_postgres::types::ToSql;
 use crate::db::{self, Db, Query};
 use crate::error::ApiError;
 use crate::json::write_int;
+use crate::metrics;
 use crate::params::{self, INT4_MAX, PageQuery};
 use crate::response::{self, Body};
 use crate::rows::{self, CONTACT_JSON_SIZE, TYPE_JSON_SIZE};
@@ -28,6 +29,24 @@ pub fn version() -> Response<Body> {
 /// `GET /healthz`: the process is alive. Deliberately no database access.
 pub fn healthz() -> Response<Body> {
     response::ok(Bytes::from_static(br#"{"status":"ok"}"#))
+}
+
+/// `GET /openapi.json`: the contract as an OpenAPI 3.1 document, embedded
+/// at build time.
+pub fn openapi() -> Response<Body> {
+    response::ok(Bytes::from_static(
+        include_str!("../docs/openapi.json").as_bytes(),
+    ))
+}
+
+/// `GET /metrics`: Prometheus text. Rendering allocates; scrapes are rare.
+pub fn metrics() -> Response<Body> {
+    let mut response = response::ok(metrics::render_all());
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// `GET /readyz`: a pooled connection answers a round trip.

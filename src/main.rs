@@ -74,10 +74,11 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
     let http = HttpOptions {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_s),
         drain_timeout: Duration::from_secs(config.drain_timeout_s),
+        max_connections: config.max_connections as usize,
     };
     let fib: &'static FibPool = Box::leak(Box::new(FibPool::new(
         config::available_cores(),
-        64 * config::available_cores(),
+        config.fib_queue(),
     )));
     let pool_size = config.pool_size();
     let describe = |address: SocketAddr, shape: &str, pool: u32| {
@@ -108,7 +109,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 mode: config.pool_mode,
                 statements: config.statements,
             };
-            runtime.block_on(async {
+            let served = runtime.block_on(async {
                 let state: &'static State = Box::leak(Box::new(State {
                     db: Db::new(postgres.clone(), &pool),
                     fib,
@@ -117,7 +118,9 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 let (stop, stopped) = watch::channel(false);
                 tokio::spawn(stop_on_signal(stop));
                 runtime_serve(listener, state, http, stopped).await
-            })
+            });
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            served
         }
         RuntimeShape::PerCore => {
             // Bind every listener before announcing the address, so that a
@@ -138,6 +141,12 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 mode: config.pool_mode,
                 statements: config.statements,
             };
+            // Each listener gets its share of the connection limit, as each
+            // runtime gets its share of the pool.
+            let http = HttpOptions {
+                max_connections: http.max_connections.div_ceil(workers).max(1),
+                ..http
+            };
             let (stop, stopped) = watch::channel(false);
             let threads: Vec<_> = listeners
                 .into_iter()
@@ -156,7 +165,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                                 .enable_all()
                                 .build()
                                 .map_err(|error| format!("cannot start the runtime: {error}"))?;
-                            runtime.block_on(async {
+                            let served = runtime.block_on(async {
                                 let state: &'static State = Box::leak(Box::new(State {
                                     db: Db::new(postgres, &pool),
                                     fib,
@@ -164,7 +173,9 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                                 server::serve(listener, state, http, stopped)
                                     .await
                                     .map_err(|error| error.to_string())
-                            })
+                            });
+                            runtime.shutdown_timeout(SHUTDOWN_GRACE);
+                            served
                         })
                         .map_err(|error| format!("cannot start a worker thread: {error}"))
                 })
@@ -184,6 +195,13 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
         }
     }
 }
+
+/// How long, once the connections are drained (or the drain timeout has
+/// passed), the runtime waits for its remaining work before the process
+/// exits. Dropping a runtime would wait for ever for `spawn_blocking` work (a
+/// `/fibonacci` still computing after the drain timeout); its tasks, the
+/// database connections' included, are dropped, which closes their sockets.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Runs the accept loop as a task on a worker thread, so connections it
 /// spawns start on that worker's own queue.

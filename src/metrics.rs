@@ -8,6 +8,7 @@
 use std::cell::Cell;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::db::Db;
@@ -130,8 +131,25 @@ pub fn add_waiting_for_database(delta: i64) {
         .fetch_add(delta, Ordering::Relaxed);
 }
 
-/// The Prometheus text exposition of every metric; `pools` are the
-/// process's pools (one, or one per core).
+/// The process's pools: one, or one per core. Registered at start.
+static POOLS: Mutex<Vec<&'static Db>> = Mutex::new(Vec::new());
+
+/// Adds a pool to those `/metrics` reports.
+pub fn register_pool(db: &'static Db) {
+    POOLS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(db);
+}
+
+/// The Prometheus text exposition of every metric, for every registered
+/// pool. The lock is taken here only, never on the request path.
+pub fn render_all() -> String {
+    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    render(&pools)
+}
+
+/// The Prometheus text exposition of every metric for these pools.
 pub fn render(pools: &[&Db]) -> String {
     let mut out = String::with_capacity(16 * 1024);
     render_requests(&mut out);

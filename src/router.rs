@@ -27,6 +27,10 @@ pub enum Route<'a> {
     Healthz,
     /// `/readyz`: a pooled connection answers.
     Readyz,
+    /// `/openapi.json`: the contract as an OpenAPI 3.1 document.
+    OpenApi,
+    /// `/metrics`: Prometheus text.
+    Metrics,
 }
 
 /// Chooses the route for a request.
@@ -85,6 +89,8 @@ fn single_segment(segment: &str) -> Option<Route<'_>> {
         ("types", Route::Types),
         ("healthz", Route::Healthz),
         ("readyz", Route::Readyz),
+        ("openapi.json", Route::OpenApi),
+        ("metrics", Route::Metrics),
     ]
     .into_iter()
     .find(|(name, _)| decoded_eq(segment, name))
@@ -110,6 +116,8 @@ mod tests {
             ("/fibonacci/25", Route::Fibonacci("25")),
             ("/healthz", Route::Healthz),
             ("/readyz", Route::Readyz),
+            ("/openapi.json", Route::OpenApi),
+            ("/metrics", Route::Metrics),
         ] {
             assert_eq!(get(path), Ok(expected), "{path}");
             let slashed = format!("{path}/");

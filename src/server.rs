@@ -5,7 +5,9 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use hyper::body::Incoming;
@@ -16,7 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::db::Db;
 use crate::error::ApiError;
@@ -38,10 +40,14 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Time a client has to send a request's headers. Default is 10 s.
+    /// hyper starts it again whenever a kept-alive connection waits for its
+    /// next request, so it is also the idle timeout of keep-alive.
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish after a shutdown signal.
     /// Default is 10 s.
     pub drain_timeout: Duration,
+    /// Connections this accept loop serves at once. Default is 10000.
+    pub max_connections: usize,
 }
 
 /// Listen backlog: sized for thousands of connections arriving at once (the
@@ -76,6 +82,9 @@ pub async fn serve(
 ) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     let mut http = http1::Builder::new();
+    // Without a timer, hyper ignores `header_read_timeout`: a client that
+    // sends its headers a byte at a time (slowloris) would hold the
+    // connection for ever.
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .keep_alive(true)
@@ -83,19 +92,32 @@ pub async fn serve(
         // write each.
         .pipeline_flush(true);
     let graceful = GracefulShutdown::new();
+    // A permit per open connection, taken before accepting and held by the
+    // connection's task: past `max_connections`, new connections wait in the
+    // kernel's listen backlog (backpressure) instead of running the process
+    // out of file descriptors and memory. One per connection, none per request.
+    let open = Arc::new(Semaphore::new(options.max_connections));
 
-    loop {
-        let stream = tokio::select! {
+    'serving: loop {
+        let permit = tokio::select! {
             biased;
             // The only value ever sent is `true`; a dropped sender means stop too.
             _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    accept_failed(error).await;
-                    continue;
-                }
+            permit = Arc::clone(&open).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => break,
             },
+        };
+        let stream = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break 'serving,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => break stream,
+                    // The permit is kept for the next try.
+                    Err(error) => accept_failed(error).await,
+                },
+            }
         };
         // Answers are written whole; Nagle's algorithm would only hold them
         // back waiting for an ACK, which stalls pipelined clients.
@@ -106,6 +128,7 @@ pub async fn serve(
         tokio::spawn(async move {
             // A client that goes away mid-request is its own business.
             let _ = connection.await;
+            drop(permit);
         });
     }
 
@@ -123,7 +146,15 @@ pub async fn serve(
 /// must not end the server: wait a moment, as trusted servers do, and retry.
 #[cold]
 async fn accept_failed(error: io::Error) {
-    eprintln!("bakeoff: accept failed: {error}");
+    // Logged at most once a second: out of descriptors, every retry fails
+    // the same way, and a line per retry would flood the log.
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    if LAST_LOGGED.swap(now, Ordering::Relaxed) != now {
+        eprintln!("bakeoff: accept failed: {error}");
+    }
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
@@ -157,5 +188,7 @@ async fn dispatch(
         Route::Fibonacci(raw_n) => handlers::fibonacci(state.fib, raw_n).await,
         Route::Healthz => Ok(handlers::healthz()),
         Route::Readyz => handlers::readyz(&state.db).await,
+        Route::OpenApi => Ok(handlers::openapi()),
+        Route::Metrics => Ok(handlers::metrics()),
     }
 }
