@@ -4,6 +4,7 @@
 //! Code map, one concern per file:
 //! - [`config`]: command line and environment.
 //! - [`server`]: sockets, accept loop, hyper connections, dispatch, shutdown.
+//! - [`io`]: the socket wrapper that coalesces pipelined answers safely.
 //! - [`router`]: method and path to a [`router::Route`]; 404 and 405.
 //! - [`params`]: percent-decoding and the parameter rules; 422.
 //! - [`handlers`]: one function per endpoint.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod handlers;
+pub mod io;
 pub mod json;
 pub mod metrics;
 pub mod params;
