@@ -133,17 +133,14 @@ fn start_server(database_url: &str, mode: PoolMode) -> std::net::SocketAddr {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let postgres = bakeoff::config::postgres_config(
-                &database_url,
-                Some(Duration::from_secs(5)),
-                Duration::from_secs(1),
-            )
-            .unwrap();
+            let postgres =
+                bakeoff::config::postgres_config(&database_url, Duration::from_secs(1)).unwrap();
             let options = PoolOptions {
                 size: 2,
                 checkout_timeout: Duration::from_secs(1),
                 mode,
                 statements: StatementMode::Prepared,
+                statement_timeout: Duration::from_secs(5),
             };
             let state: &'static State = Box::leak(Box::new(State {
                 db: Db::new(postgres, &options),
@@ -152,6 +149,7 @@ fn start_server(database_url: &str, mode: PoolMode) -> std::net::SocketAddr {
             let http = HttpOptions {
                 header_read_timeout: Duration::from_secs(10),
                 drain_timeout: Duration::from_secs(1),
+                max_connections: 10_000,
             };
             let (_stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(server::serve(listener, state, http, stopped))

@@ -58,7 +58,8 @@ pub struct ServeConfig {
     /// Milliseconds a request waits for a pooled connection before its 503.
     #[arg(long, env = "POOL_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub pool_timeout_ms: u64,
-    /// Milliseconds a statement may run before PostgreSQL cancels it (503).
+    /// Milliseconds a statement may run before PostgreSQL cancels it (503);
+    /// set on each connection in prepared mode.
     #[arg(long, env = "STATEMENT_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub statement_timeout_ms: u64,
     /// Seconds a client has to send a request's headers.
@@ -85,9 +86,9 @@ pub struct ServeConfig {
     pub pool_mode: PoolMode,
     /// `prepared`: statements prepared once per connection (direct
     /// connections); `unnamed`: the unnamed statement on every execution,
-    /// for transaction-pooling PgBouncer or RDS Proxy. Unnamed mode sends no
-    /// startup options, which such poolers refuse: set the statement timeout
-    /// on the role (`sql/roles.sql`) instead.
+    /// for transaction-pooling PgBouncer or RDS Proxy. Session settings do
+    /// not stick behind such a pooler, so unnamed mode sets no statement
+    /// timeout: set it on the role (`sql/roles.sql`) instead.
     #[arg(long, env = "STATEMENTS", value_enum, default_value_t = StatementMode::Prepared)]
     pub statements: StatementMode,
     /// `multi` (work-stealing) or `per-core` (a runtime, listener and pool
@@ -146,20 +147,11 @@ pub fn available_cores() -> usize {
 /// never the string (it may hold a password).
 pub fn postgres_config(
     database_url: &str,
-    statement_timeout: Option<Duration>,
     connect_timeout: Duration,
 ) -> Result<tokio_postgres::Config, String> {
     let mut config: tokio_postgres::Config = database_url
         .parse()
         .map_err(|error| format!("invalid DATABASE_URL: {error}"))?;
-    if let Some(statement_timeout) = statement_timeout {
-        let mut options = config.get_options().unwrap_or("").to_owned();
-        options.push_str(&format!(
-            " -c statement_timeout={}",
-            statement_timeout.as_millis()
-        ));
-        config.options(options.trim_start());
-    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(connect_timeout);
     }

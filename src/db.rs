@@ -145,6 +145,9 @@ impl Connection {
 pub struct Manager {
     inner: PostgresConnectionManager<NoTls>,
     statement_mode: StatementMode,
+    /// `SET statement_timeout = …` for prepared mode. A `SET` after connect
+    /// rather than a startup option, which PgBouncer refuses.
+    set_statement_timeout: String,
 }
 
 impl ManageConnection for Manager {
@@ -155,12 +158,13 @@ impl ManageConnection for Manager {
         let client = self.inner.connect().await?;
         let statements = match self.statement_mode {
             StatementMode::Unnamed => None,
-            // Prepared concurrently: tokio-postgres pipelines the Parse
+            // Set and prepared concurrently: tokio-postgres pipelines the
             // messages into one round trip.
             StatementMode::Prepared => {
                 let prepare =
                     |query: Query| client.prepare_typed(query.sql(), query.parameter_types());
-                let (types, contact, page, page_starts) = tokio::try_join!(
+                let ((), types, contact, page, page_starts) = tokio::try_join!(
+                    client.batch_execute(&self.set_statement_timeout),
                     prepare(Query::Types),
                     prepare(Query::Contact),
                     prepare(Query::Page),
@@ -204,6 +208,11 @@ pub struct PoolOptions {
     pub mode: PoolMode,
     /// Prepared or unnamed statements.
     pub statements: StatementMode,
+    /// How long PostgreSQL lets a statement run before cancelling it, set
+    /// on each connection in prepared mode (in unnamed mode, behind a
+    /// transaction pooler, session settings do not stick: set it on the
+    /// role, see `sql/roles.sql`).
+    pub statement_timeout: Duration,
 }
 
 /// The pool the handlers take connections from.
@@ -277,6 +286,10 @@ impl Db {
             .build_unchecked(Manager {
                 inner: PostgresConnectionManager::new(config, NoTls),
                 statement_mode: options.statements,
+                set_statement_timeout: format!(
+                    "SET statement_timeout = {}",
+                    options.statement_timeout.as_millis()
+                ),
             });
         let shared = (options.mode == PoolMode::Shared).then(|| {
             Arc::new(SharedSlots {

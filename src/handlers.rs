@@ -32,10 +32,10 @@ pub fn healthz() -> Response<Body> {
 }
 
 /// `GET /openapi.json`: the contract as an OpenAPI 3.1 document, embedded
-/// at build time.
+/// at build time (`docs/openapi.json`, compacted by `build.rs`).
 pub fn openapi() -> Response<Body> {
     response::ok(Bytes::from_static(
-        include_str!("../docs/openapi.json").as_bytes(),
+        include_str!(concat!(env!("OUT_DIR"), "/openapi.json")).as_bytes(),
     ))
 }
 

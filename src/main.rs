@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use bakeoff::config::{self, Cli, Command, RuntimeShape, ServeConfig};
-use bakeoff::db::{Db, PoolMode, PoolOptions, StatementMode};
+use bakeoff::db::{Db, PoolMode, PoolOptions};
 use bakeoff::handlers::FibPool;
 use bakeoff::server::{self, HttpOptions, State};
 use clap::Parser;
@@ -61,14 +61,7 @@ fn first_line(message: &str) -> &str {
 }
 
 fn run_server(config: &ServeConfig) -> Result<(), String> {
-    let postgres = config::postgres_config(
-        &config.database_url,
-        // Poolers refuse startup options; in unnamed mode the role carries
-        // the timeout.
-        (config.statements == StatementMode::Prepared)
-            .then(|| Duration::from_millis(config.statement_timeout_ms)),
-        config.pool_timeout(),
-    )?;
+    let postgres = config::postgres_config(&config.database_url, config.pool_timeout())?;
     raise_open_file_limit();
     let workers = config.worker_threads();
     let http = HttpOptions {
@@ -108,6 +101,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 checkout_timeout: config.pool_timeout(),
                 mode: config.pool_mode,
                 statements: config.statements,
+                statement_timeout: Duration::from_millis(config.statement_timeout_ms),
             };
             let served = runtime.block_on(async {
                 let state: &'static State = Box::leak(Box::new(State {
@@ -140,6 +134,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 checkout_timeout: config.pool_timeout(),
                 mode: config.pool_mode,
                 statements: config.statements,
+                statement_timeout: Duration::from_millis(config.statement_timeout_ms),
             };
             // Each listener gets its share of the connection limit, as each
             // runtime gets its share of the pool.

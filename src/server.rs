@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::handlers::{self, FibPool};
+use crate::io::Coalescing;
 use crate::response::Body;
 use crate::router::{self, Route};
 
@@ -87,10 +88,15 @@ pub async fn serve(
     // connection for ever.
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
-        .keep_alive(true)
-        // Pipelined requests get their answers in one write instead of one
-        // write each.
-        .pipeline_flush(true);
+        // Not hyper's `pipeline_flush(true)`: while unparsed bytes wait in its
+        // read buffer it neither flushes nor caps its write buffer (hyper
+        // 1.x). A client that pipelined pages and never read made one
+        // connection hold every answer in memory (150 MB from 200 KB of
+        // requests, without bound); the answer to a complete request waited
+        // for the next, partial one; a parse error's 400/414/431 was never
+        // sent. `io::Coalescing` (below) batches pipelined answers instead,
+        // within a bounded buffer (tests/reliability.rs checks all three).
+        .keep_alive(true);
     let graceful = GracefulShutdown::new();
     // A permit per open connection, taken before accepting and held by the
     // connection's task: past `max_connections`, new connections wait in the
@@ -123,7 +129,7 @@ pub async fn serve(
         // back waiting for an ACK, which stalls pipelined clients.
         let _ = stream.set_nodelay(true);
         let service = service_fn(move |request| handle(request, state));
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = http.serve_connection(TokioIo::new(Coalescing::new(stream)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A client that goes away mid-request is its own business.

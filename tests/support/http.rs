@@ -101,6 +101,28 @@ impl Conn {
         }
     }
 
+    /// A connection over `stream`, as it is (no timeouts set): for tests
+    /// that must see connection errors instead of panics.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The socket, e.g. to change its timeouts.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Writes raw bytes, reporting a failure instead of panicking.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
     /// Writes raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write request");

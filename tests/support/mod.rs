@@ -6,6 +6,7 @@
 pub mod http;
 pub mod model;
 pub mod pg;
+pub mod pgbouncer;
 pub mod proxy;
 pub mod server;
 pub mod spawn;

@@ -20,7 +20,19 @@ pub struct Cluster {
     /// TCP port on 127.0.0.1.
     pub port: u16,
     /// The postmaster; kept so that it is never reaped by anyone else.
-    _postmaster: Child,
+    /// `None` while [`Cluster::stop`] has stopped it.
+    postmaster: Option<Child>,
+    /// What [`Cluster::start_again`] needs.
+    #[allow(dead_code)] // read by tests/reliability.rs only
+    home: Home,
+}
+
+/// Where a cluster lives and who runs it.
+struct Home {
+    bin: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    run_as: Option<RunAs>,
 }
 
 /// The OS user that runs the PostgreSQL binaries: `None` when not root.
@@ -86,7 +98,13 @@ impl Cluster {
                 Ok(child) => {
                     let cluster = Cluster {
                         port,
-                        _postmaster: child,
+                        postmaster: Some(child),
+                        home: Home {
+                            bin,
+                            dir,
+                            data,
+                            run_as,
+                        },
                     };
                     cluster.create_database(dbname)?;
                     return Ok(cluster);
@@ -95,6 +113,28 @@ impl Cluster {
             }
         }
         Err(last_error)
+    }
+
+    /// Stops the postmaster with a "fast" shutdown (SIGINT: every session is
+    /// ended, then it exits) and waits, at most 30 s, until it has exited.
+    /// For clusters a test owns: the shared fixture's cluster must stay up.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn stop(&mut self) {
+        if let Some(child) = self.postmaster.take() {
+            spawn::forget_process(child.id());
+            spawn::stop_process(child.id() as i32, libc::SIGINT, Duration::from_secs(30));
+        }
+    }
+
+    /// Starts the stopped postmaster again on the same port and data, and
+    /// returns once it accepts connections (polled every 25 ms).
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn start_again(&mut self) -> Result<(), String> {
+        assert!(self.postmaster.is_none(), "the cluster is running");
+        let h = &self.home;
+        let child = start_postmaster(&h.bin, &h.dir, &h.data, self.port, &h.run_as)?;
+        self.postmaster = Some(child);
+        Ok(())
     }
 
     /// libpq URL of `dbname` over TCP.

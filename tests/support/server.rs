@@ -21,6 +21,8 @@ const CONFIG_VARS: &[&str] = &[
     "STATEMENT_TIMEOUT_MS",
     "HEADER_READ_TIMEOUT_S",
     "DRAIN_TIMEOUT_S",
+    "MAX_CONNECTIONS",
+    "FIB_QUEUE",
     "RUNTIME",
     "CONTACTS",
 ];
@@ -48,6 +50,16 @@ impl Server {
     }
 
     pub fn try_start(database_url: &str, env: &[(&str, &str)]) -> Result<Server, String> {
+        Self::try_start_with(database_url, env, |_| {})
+    }
+
+    /// [`Server::try_start`], letting `prepare` change the command first
+    /// (e.g. a `pre_exec` that lowers a resource limit).
+    pub fn try_start_with(
+        database_url: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
+    ) -> Result<Server, String> {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve");
         for var in CONFIG_VARS {
@@ -59,6 +71,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        prepare(&mut cmd);
         let mut child =
             spawn::spawn(cmd, libc::SIGKILL).map_err(|e| format!("spawn {BIN}: {e}"))?;
         spawn::stop_at_exit(child.id(), libc::SIGKILL, Duration::ZERO);
@@ -123,6 +136,34 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The server's process id.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` without waiting.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: a signal to our own, not yet reaped, child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits, at most `timeout`, for the process to exit.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Sends `signal` and waits (up to 30 s) for the exit.
