@@ -91,6 +91,10 @@ pub struct ServeConfig {
     /// timeout: set it on the role (`sql/roles.sql`) instead.
     #[arg(long, env = "STATEMENTS", value_enum, default_value_t = StatementMode::Prepared)]
     pub statements: StatementMode,
+    /// One line per request on stderr (peer, request line, status, bytes,
+    /// seconds). Off by default.
+    #[arg(long, env = "ACCESS_LOG")]
+    pub access_log: bool,
     /// `multi` (work-stealing) or `per-core` (a runtime, listener and pool
     /// per worker thread).
     #[arg(long, env = "RUNTIME", value_enum, default_value_t = RuntimeShape::Multi)]

@@ -16,6 +16,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, RowStream, Statement};
 
 use crate::error::ApiError;
+use crate::metrics;
 
 /// A statement of `sql/`, one per kind of database request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,10 +322,20 @@ impl Db {
     #[inline]
     pub async fn connection(&self) -> Result<Lease<'_>, ApiError> {
         match &self.shared {
-            None => self.exclusive().await.map(Lease::Exclusive),
+            None => {
+                metrics::add_waiting_for_database(1);
+                let connection = self.exclusive().await;
+                metrics::add_waiting_for_database(-1);
+                connection.map(Lease::Exclusive)
+            }
             Some(shared) => match self.live_slot(shared) {
                 Some(connection) => Ok(Lease::Shared(connection)),
-                None => self.wait_for_slot(shared).await.map(Lease::Shared),
+                None => {
+                    metrics::add_waiting_for_database(1);
+                    let connection = self.wait_for_slot(shared).await;
+                    metrics::add_waiting_for_database(-1);
+                    connection.map(Lease::Shared)
+                }
             },
         }
     }

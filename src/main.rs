@@ -9,6 +9,7 @@ use std::time::Duration;
 use bakeoff::config::{self, Cli, Command, RuntimeShape, ServeConfig};
 use bakeoff::db::{Db, PoolMode, PoolOptions};
 use bakeoff::handlers::FibPool;
+use bakeoff::metrics;
 use bakeoff::server::{self, HttpOptions, State};
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -63,6 +64,9 @@ fn first_line(message: &str) -> &str {
 fn run_server(config: &ServeConfig) -> Result<(), String> {
     let postgres = config::postgres_config(&config.database_url, config.pool_timeout())?;
     raise_open_file_limit();
+    if config.access_log {
+        server::enable_access_log();
+    }
     let workers = config.worker_threads();
     let http = HttpOptions {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_s),
@@ -108,6 +112,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                     db: Db::new(postgres.clone(), &pool),
                     fib,
                 }));
+                metrics::register_pool(&state.db);
                 describe(address, "multi", pool_size);
                 let (stop, stopped) = watch::channel(false);
                 tokio::spawn(stop_on_signal(stop));
@@ -165,6 +170,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                                     db: Db::new(postgres, &pool),
                                     fib,
                                 }));
+                                metrics::register_pool(&state.db);
                                 server::serve(listener, state, http, stopped)
                                     .await
                                     .map_err(|error| error.to_string())

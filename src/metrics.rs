@@ -12,6 +12,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::db::Db;
+use crate::router::Route;
 
 /// What `/metrics` calls a route: one per endpoint, plus the unmatched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +27,25 @@ pub enum RouteLabel {
     Readyz,
     OpenApi,
     Metrics,
-    /// No route matched: 404s, and 405s are counted on their route.
+    /// No route matched (404), or a method other than GET or HEAD (405).
     Unmatched,
+}
+
+impl From<Route<'_>> for RouteLabel {
+    fn from(route: Route<'_>) -> RouteLabel {
+        match route {
+            Route::Version => RouteLabel::Version,
+            Route::Types => RouteLabel::Types,
+            Route::ContactsFetch => RouteLabel::ContactsFetch,
+            Route::ContactsFor => RouteLabel::ContactsFor,
+            Route::Contact(_) => RouteLabel::Contact,
+            Route::Fibonacci(_) => RouteLabel::Fibonacci,
+            Route::Healthz => RouteLabel::Healthz,
+            Route::Readyz => RouteLabel::Readyz,
+            Route::OpenApi => RouteLabel::OpenApi,
+            Route::Metrics => RouteLabel::Metrics,
+        }
+    }
 }
 
 const ROUTES: [(RouteLabel, &str); 11] = [

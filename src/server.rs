@@ -6,8 +6,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use hyper::body::Incoming;
@@ -24,6 +24,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::handlers::{self, FibPool};
 use crate::io::Coalescing;
+use crate::metrics::{self, RouteLabel};
 use crate::response::Body;
 use crate::router::{self, Route};
 
@@ -114,12 +115,12 @@ pub async fn serve(
                 Err(_closed) => break,
             },
         };
-        let stream = loop {
+        let (stream, peer) = loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break 'serving,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => break stream,
+                    Ok(accepted) => break accepted,
                     // The permit is kept for the next try.
                     Err(error) => accept_failed(error).await,
                 },
@@ -128,12 +129,14 @@ pub async fn serve(
         // Answers are written whole; Nagle's algorithm would only hold them
         // back waiting for an ACK, which stalls pipelined clients.
         let _ = stream.set_nodelay(true);
-        let service = service_fn(move |request| handle(request, state));
+        let service = service_fn(move |request| handle(request, state, peer));
         let connection = http.serve_connection(TokioIo::new(Coalescing::new(stream)), service);
         let connection = graceful.watch(connection);
+        metrics::add_open_connections(1);
         tokio::spawn(async move {
             // A client that goes away mid-request is its own business.
             let _ = connection.await;
+            metrics::add_open_connections(-1);
             drop(permit);
         });
     }
@@ -165,31 +168,46 @@ async fn accept_failed(error: io::Error) {
 }
 
 /// Answers one request. Never fails: every error becomes its response, and
-/// a panic in a handler becomes a 500 for that request only.
+/// a panic in a handler becomes a 500 for that request only. Each answer is
+/// counted in the metrics, and logged when the access log is on.
 async fn handle(
     request: Request<Incoming>,
     state: &'static State,
+    peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
-    let answer = AssertUnwindSafe(dispatch(&request, state))
-        .catch_unwind()
-        .await;
-    Ok(match answer {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => error.into_response(),
-        Err(_panic) => ApiError::Internal.into_response(),
-    })
+    let started = Instant::now();
+    let (label, response) = match router::route(request.method(), request.uri().path()) {
+        Ok(route) => {
+            let answer = AssertUnwindSafe(dispatch(route, request.uri().query(), state))
+                .catch_unwind()
+                .await;
+            let response = match answer {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => error.into_response(),
+                Err(_panic) => ApiError::Internal.into_response(),
+            };
+            (RouteLabel::from(route), response)
+        }
+        Err(error) => (RouteLabel::Unmatched, error.into_response()),
+    };
+    let elapsed = started.elapsed();
+    metrics::record_request(label, response.status().as_u16(), elapsed);
+    if ACCESS_LOG.load(Ordering::Relaxed) {
+        log_access(&request, &response, peer, elapsed);
+    }
+    Ok(response)
 }
 
 async fn dispatch(
-    request: &Request<Incoming>,
+    route: Route<'_>,
+    query: Option<&str>,
     state: &'static State,
 ) -> Result<Response<Body>, ApiError> {
-    let uri = request.uri();
-    match router::route(request.method(), uri.path())? {
+    match route {
         Route::Version => Ok(handlers::version()),
         Route::Types => handlers::types(&state.db).await,
-        Route::ContactsFetch => handlers::contacts_fetch(&state.db, uri.query()).await,
-        Route::ContactsFor => handlers::contacts_for(&state.db, uri.query()).await,
+        Route::ContactsFetch => handlers::contacts_fetch(&state.db, query).await,
+        Route::ContactsFor => handlers::contacts_for(&state.db, query).await,
         Route::Contact(raw_id) => handlers::contact(&state.db, raw_id).await,
         Route::Fibonacci(raw_n) => handlers::fibonacci(state.fib, raw_n).await,
         Route::Healthz => Ok(handlers::healthz()),
@@ -197,4 +215,37 @@ async fn dispatch(
         Route::OpenApi => Ok(handlers::openapi()),
         Route::Metrics => Ok(handlers::metrics()),
     }
+}
+
+/// Whether each request gets an access log line. Off by default: one relaxed
+/// load per request when off.
+static ACCESS_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Turns the access log on (`--access-log`).
+pub fn enable_access_log() {
+    ACCESS_LOG.store(true, Ordering::Relaxed);
+}
+
+/// One line per request on stderr: peer, request line, status, body bytes,
+/// duration. Written with one `write` so lines from threads never mix.
+#[cold]
+fn log_access(
+    request: &Request<Incoming>,
+    response: &Response<Body>,
+    peer: SocketAddr,
+    elapsed: Duration,
+) {
+    use std::io::Write;
+    let line = format!(
+        "{peer} \"{} {} {:?}\" {} {} {:.6}\n",
+        request.method(),
+        request.uri(),
+        request.version(),
+        response.status().as_u16(),
+        hyper::body::Body::size_hint(response.body())
+            .exact()
+            .unwrap_or(0),
+        elapsed.as_secs_f64(),
+    );
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }

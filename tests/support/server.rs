@@ -24,6 +24,7 @@ const CONFIG_VARS: &[&str] = &[
     "MAX_CONNECTIONS",
     "FIB_QUEUE",
     "RUNTIME",
+    "ACCESS_LOG",
     "CONTACTS",
 ];
 
