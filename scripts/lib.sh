@@ -629,3 +629,41 @@ pgbench_run() {
 		return 1
 	fi
 }
+
+# --- driving run.sh from another script (pin.sh, allocators) -------------------
+
+# The child run.sh, so that a signal to this script reaches it too.
+RUN_PID=""
+
+forward_signal() {
+	trap '' INT TERM
+	if [ -n "$RUN_PID" ]; then
+		# run.sh cleans up and exits on TERM; wait so nothing is left behind.
+		kill -TERM "$RUN_PID" 2>/dev/null || true
+		wait "$RUN_PID" 2>/dev/null || true
+	fi
+	trap - "$1"
+	kill -"$1" "$$"
+	exit "$2" # only reached when the signal was ignored when the script started
+}
+
+# run_sh ARGS...: scripts/run.sh in the background, waited for (see run_child in
+# lib.sh for why). Its SIGINT is reset: bash would have it ignore Ctrl-C.
+run_sh() {
+	local rc=0
+	(
+		trap - INT
+		exec "$SCRIPTS/run.sh" "$@"
+	) &
+	RUN_PID=$!
+	wait "$RUN_PID" || rc=$?
+	RUN_PID=""
+	return "$rc"
+}
+
+# Ctrl-C or TERM to the driving script reaches its child run.sh, which then
+# cleans up before the driver exits.
+forward_signals_to_run_sh() {
+	trap 'forward_signal INT 130' INT
+	trap 'forward_signal TERM 143' TERM
+}

@@ -113,35 +113,6 @@ layout_field() {
 	printf '%s\n' "$LAYOUTS_TABLE" | awk -v n="$1" -v c="$2" '$1 == n { print $c }'
 }
 
-# The child run.sh, so that a signal to this script reaches it too.
-RUN_PID=""
-
-forward_signal() {
-	trap '' INT TERM
-	if [ -n "$RUN_PID" ]; then
-		# run.sh cleans up and exits on TERM; wait so nothing is left behind.
-		kill -TERM "$RUN_PID" 2>/dev/null || true
-		wait "$RUN_PID" 2>/dev/null || true
-	fi
-	trap - "$1"
-	kill -"$1" "$$"
-	exit "$2" # only reached when the signal was ignored when the script started
-}
-
-# run_sh ARGS...: scripts/run.sh in the background, waited for (see run_child in
-# lib.sh for why). Its SIGINT is reset: bash would have it ignore Ctrl-C.
-run_sh() {
-	local rc=0
-	(
-		trap - INT
-		exec "$SCRIPTS/run.sh" "$@"
-	) &
-	RUN_PID=$!
-	wait "$RUN_PID" || rc=$?
-	RUN_PID=""
-	return "$rc"
-}
-
 run_single() {
 	local args=("${PIN_ARGS[@]}" "${RUN_ARGS[@]}")
 	[ -n "$USER_SERVER_ARGS" ] && args+=(--server-args "$USER_SERVER_ARGS")
@@ -202,8 +173,7 @@ run_matrix() {
 
 main() {
 	parse_args "$@"
-	trap 'forward_signal INT 130' INT
-	trap 'forward_signal TERM 143' TERM
+	forward_signals_to_run_sh
 	if $MATRIX; then
 		run_matrix
 	else

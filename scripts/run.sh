@@ -42,6 +42,9 @@ Options:
   --pin-db CPUS       run the throwaway PostgreSQL on these CPUs
   --pin-wrk CPUS      run wrk and pgbench on these CPUs
   --no-ceilings       skip the nginx and pgbench measurements
+  --binary PATH       run this server binary (no build), e.g. another allocator's
+  --allocators        (first option) build and compare mimalloc, jemalloc and
+                      the system allocator: see scripts/allocators.sh
   --no-build          use target/release/bakeoff as it is (pin.sh builds once
                       for all its runs, so that they all measure one binary)
   --label TEXT        a label for this run, kept in the JSON and its file name
@@ -104,9 +107,10 @@ parse_args() {
 		--quick) QUICK=true ;;
 		--no-ceilings) CEILINGS=false ;;
 		--no-build) BUILD=false ;;
+		--allocators) die "--allocators must come first: scripts/run.sh --allocators [OPTIONS]" ;;
 		--duration | --warmup | --connections | --threads | --contacts | --runs | --only | \
 			--server-args | --target | --name | --target-pid | --pin-server | --pin-db | \
-			--pin-wrk | --label | --out)
+			--pin-wrk | --label | --out | --binary)
 			need_value "$1" $#
 			set_option "$1" "$2"
 			shift
@@ -134,6 +138,11 @@ set_option() {
 	--contacts) positive_int "$option" "$value" && CONTACTS=$value && CONTACTS_GIVEN=true ;;
 	--runs) positive_int "$option" "$value" && RUNS=$value ;;
 	--only) ONLY=$value ;;
+	--binary)
+		[ -x "$value" ] || die "--binary: no executable at $value"
+		BINARY=$(cd "$(dirname "$value")" && pwd)/$(basename "$value")
+		BUILD=false
+		;;
 	--server-args) SERVER_ARGS_STR=$value ;;
 	--target) TARGET=${value%/} ;;
 	--name) NAME=$value ;;
@@ -539,6 +548,9 @@ report() {
 }
 
 main() {
+	if [ "${1:-}" = --allocators ]; then
+		exec "$SCRIPTS/allocators.sh" "$@"
+	fi
 	parse_args "$@"
 	apply_defaults
 	select_workloads

@@ -221,6 +221,8 @@ pub struct Db {
     pool: Pool<Manager>,
     shared: Option<Arc<SharedSlots>>,
     checkout_timeout: Duration,
+    /// The most a database request may take, from checkout to last row.
+    deadline: Duration,
     size: u32,
 }
 
@@ -308,6 +310,10 @@ impl Db {
             pool,
             shared,
             checkout_timeout: options.checkout_timeout,
+            // The checkout, the statement timeout, and a second for the
+            // network: past that, PostgreSQL is not answering at all (a
+            // frozen proxy, a lost host), which no server-side timeout sees.
+            deadline: options.checkout_timeout + options.statement_timeout + Duration::from_secs(1),
             size: options.size,
         };
         if let Some(shared) = &db.shared {
@@ -316,6 +322,19 @@ impl Db {
             }
         }
         db
+    }
+
+    /// Runs one request's database work, bounded by the deadline: 503 when
+    /// it passes. tokio-postgres has no query timeout of its own.
+    #[inline]
+    pub async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(ApiError::Unavailable),
+        }
     }
 
     /// A connection for one request, or 503 when none is usable in time.

@@ -162,11 +162,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
             && this.more_answers_coming()
             && this.held.len() < MAX_HELD
         {
-            // Held for the next answer of the batch; the wake makes sure the
-            // flush is tried again even if none comes.
+            // Held for the next answer of the batch. Ready, not Pending: hyper
+            // moves on to the next request only once a flush is done. The
+            // wake makes sure the connection is polled again, and hyper flushes
+            // on every poll, so the held bytes go out next time even if no
+            // answer comes.
             this.flush_held = true;
             cx.waker().wake_by_ref();
-            return Poll::Pending;
+            return Poll::Ready(Ok(()));
         }
         this.flush_held = false;
         ready!(this.poll_write_held(cx))?;

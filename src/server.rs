@@ -203,15 +203,16 @@ async fn dispatch(
     query: Option<&str>,
     state: &'static State,
 ) -> Result<Response<Body>, ApiError> {
+    let db = &state.db;
     match route {
         Route::Version => Ok(handlers::version()),
-        Route::Types => handlers::types(&state.db).await,
-        Route::ContactsFetch => handlers::contacts_fetch(&state.db, query).await,
-        Route::ContactsFor => handlers::contacts_for(&state.db, query).await,
-        Route::Contact(raw_id) => handlers::contact(&state.db, raw_id).await,
+        Route::Types => db.bounded(handlers::types(db)).await,
+        Route::ContactsFetch => db.bounded(handlers::contacts_fetch(db, query)).await,
+        Route::ContactsFor => db.bounded(handlers::contacts_for(db, query)).await,
+        Route::Contact(raw_id) => db.bounded(handlers::contact(db, raw_id)).await,
         Route::Fibonacci(raw_n) => handlers::fibonacci(state.fib, raw_n).await,
         Route::Healthz => Ok(handlers::healthz()),
-        Route::Readyz => handlers::readyz(&state.db).await,
+        Route::Readyz => db.bounded(handlers::readyz(db)).await,
         Route::OpenApi => Ok(handlers::openapi()),
         Route::Metrics => Ok(handlers::metrics()),
     }

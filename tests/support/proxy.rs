@@ -1,7 +1,7 @@
 //! A TCP forwarder: lets a test make "the database" appear on a port the
 //! server already points at, without touching the shared cluster.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Proxy {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    frozen: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -19,6 +21,8 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let frozen = Arc::new(AtomicBool::new(false));
+        let freezing = Arc::clone(&frozen);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
@@ -28,21 +32,42 @@ impl Proxy {
                 let Ok(upstream) = TcpStream::connect(target) else {
                     continue;
                 };
-                pump(&client, &upstream);
-                pump(&upstream, &client);
+                pump(&client, &upstream, &freezing);
+                pump(&upstream, &client, &freezing);
             }
         });
-        Ok(Proxy { addr, stop })
+        Ok(Proxy { addr, stop, frozen })
+    }
+
+    /// While frozen, bytes are held, not forwarded, and every socket stays
+    /// open: a proxy or host that stopped answering without closing.
+    #[allow(dead_code)] // used by tests/reliability.rs only
+    pub fn set_frozen(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::SeqCst);
     }
 }
 
-/// Copies `from` → `to` on a thread; closes `to`'s write side at the end.
-fn pump(from: &TcpStream, to: &TcpStream) {
+/// Copies `from` → `to` on a thread, holding bytes while `frozen`; closes
+/// `to`'s write side at the end.
+fn pump(from: &TcpStream, to: &TcpStream, frozen: &Arc<AtomicBool>) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
         return;
     };
+    let frozen = Arc::clone(frozen);
     std::thread::spawn(move || {
-        let _ = io::copy(&mut from, &mut to);
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            while frozen.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if to.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Write);
     });
 }
