@@ -34,6 +34,8 @@ WRK_TIMEOUT=${WRK_TIMEOUT:-5}
 
 TMP_DIR=""
 DB_URL=""
+# How the server and pgbench reach a throwaway cluster: tcp (loopback) or unix.
+TRANSPORT=tcp
 PG_DATA=""
 SERVER_PID=""
 SERVER_URL=""
@@ -423,6 +425,10 @@ pg_start_throwaway() {
 	"$(tool_path psql)" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
 		-c "CREATE DATABASE bakeoff" || die "could not create the database"
 	DB_URL="postgresql://postgres@127.0.0.1:$port/bakeoff"
+	if [ "$TRANSPORT" = unix ]; then
+		# The same URL form for libpq (psql, pgbench) and tokio-postgres.
+		DB_URL="postgresql://postgres@/bakeoff?host=$dir&port=$port"
+	fi
 }
 
 pg_stop() {

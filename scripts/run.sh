@@ -42,6 +42,8 @@ Options:
   --pin-db CPUS       run the throwaway PostgreSQL on these CPUs
   --pin-wrk CPUS      run wrk and pgbench on these CPUs
   --no-ceilings       skip the nginx and pgbench measurements
+  --transport T       tcp (default) or unix: how the server and pgbench reach the
+                      throwaway PostgreSQL (always the same for both)
   --binary PATH       run this server binary (no build), e.g. another allocator's
   --allocators        (first option) build and compare mimalloc, jemalloc and
                       the system allocator: see scripts/allocators.sh
@@ -110,7 +112,7 @@ parse_args() {
 		--allocators) die "--allocators must come first: scripts/run.sh --allocators [OPTIONS]" ;;
 		--duration | --warmup | --connections | --threads | --contacts | --runs | --only | \
 			--server-args | --target | --name | --target-pid | --pin-server | --pin-db | \
-			--pin-wrk | --label | --out | --binary)
+			--pin-wrk | --label | --out | --binary | --transport)
 			need_value "$1" $#
 			set_option "$1" "$2"
 			shift
@@ -138,6 +140,12 @@ set_option() {
 	--contacts) positive_int "$option" "$value" && CONTACTS=$value && CONTACTS_GIVEN=true ;;
 	--runs) positive_int "$option" "$value" && RUNS=$value ;;
 	--only) ONLY=$value ;;
+	--transport)
+		case $value in
+		tcp | unix) TRANSPORT=$value ;;
+		*) die "--transport is tcp or unix, not '$value'" ;;
+		esac
+		;;
 	--binary)
 		[ -x "$value" ] || die "--binary: no executable at $value"
 		BINARY=$(cd "$(dirname "$value")" && pwd)/$(basename "$value")
@@ -463,6 +471,7 @@ collect_meta() {
 	meta_json params.quick "$QUICK"
 	meta_json params.ceilings "$CEILINGS"
 	meta_json params.pipeline_depth "$PIPELINE_DEPTH"
+	meta params.transport "$TRANSPORT"
 	meta_json params.wrk_timeout_s "$WRK_TIMEOUT"
 	META+=(--set-list "params.workloads=$(
 		IFS=,

@@ -91,6 +91,10 @@ pub struct ServeConfig {
     /// timeout: set it on the role (`sql/roles.sql`) instead.
     #[arg(long, env = "STATEMENTS", value_enum, default_value_t = StatementMode::Prepared)]
     pub statements: StatementMode,
+    /// Do not count requests for `/metrics` (gauges stay). Exists to
+    /// measure what counting costs.
+    #[arg(long, env = "NO_METRICS")]
+    pub no_metrics: bool,
     /// One line per request on stderr (peer, request line, status, bytes,
     /// seconds). Off by default.
     #[arg(long, env = "ACCESS_LOG")]

@@ -67,6 +67,9 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
     if config.access_log {
         server::enable_access_log();
     }
+    if config.no_metrics {
+        metrics::disable();
+    }
     let workers = config.worker_threads();
     let http = HttpOptions {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_s),

@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -116,6 +116,21 @@ fn shard() -> &'static Shard {
         index
     });
     &SHARD_TABLE[index]
+}
+
+/// Whether requests are counted; on unless `--no-metrics`, which exists to
+/// measure what counting costs (README, Performance).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns request counting off (`--no-metrics`).
+pub fn disable() {
+    ENABLED.store(false, Ordering::Relaxed);
+}
+
+/// Whether requests are counted, so the caller can skip timing them too.
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
 }
 
 /// Counts one answered request.

@@ -175,7 +175,8 @@ async fn handle(
     state: &'static State,
     peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
-    let started = Instant::now();
+    let counted = metrics::enabled() || ACCESS_LOG.load(Ordering::Relaxed);
+    let started = counted.then(Instant::now);
     let (label, response) = match router::route(request.method(), request.uri().path()) {
         Ok(route) => {
             let answer = AssertUnwindSafe(dispatch(route, request.uri().query(), state))
@@ -190,10 +191,14 @@ async fn handle(
         }
         Err(error) => (RouteLabel::Unmatched, error.into_response()),
     };
-    let elapsed = started.elapsed();
-    metrics::record_request(label, response.status().as_u16(), elapsed);
-    if ACCESS_LOG.load(Ordering::Relaxed) {
-        log_access(&request, &response, peer, elapsed);
+    if let Some(started) = started {
+        let elapsed = started.elapsed();
+        if metrics::enabled() {
+            metrics::record_request(label, response.status().as_u16(), elapsed);
+        }
+        if ACCESS_LOG.load(Ordering::Relaxed) {
+            log_access(&request, &response, peer, elapsed);
+        }
     }
     Ok(response)
 }

@@ -25,6 +25,7 @@ const CONFIG_VARS: &[&str] = &[
     "FIB_QUEUE",
     "RUNTIME",
     "ACCESS_LOG",
+    "NO_METRICS",
     "CONTACTS",
 ];
 
