@@ -149,7 +149,7 @@ fn start_server(database_url: &str, mode: PoolMode) -> std::net::SocketAddr {
             let http = HttpOptions {
                 header_read_timeout: Duration::from_secs(10),
                 drain_timeout: Duration::from_secs(1),
-                max_connections: 10_000,
+                connection_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(10_000)),
             };
             let (_stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(server::serve(listener, state, http, stopped))

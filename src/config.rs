@@ -101,7 +101,7 @@ pub struct ServeConfig {
     pub access_log: bool,
     /// `multi` (work-stealing) or `per-core` (a runtime, listener and pool
     /// per worker thread).
-    #[arg(long, env = "RUNTIME", value_enum, default_value_t = RuntimeShape::Multi)]
+    #[arg(long, env = "RUNTIME", value_enum, default_value_t = RuntimeShape::PerCore)]
     pub runtime: RuntimeShape,
 }
 

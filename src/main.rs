@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use bakeoff::metrics;
 use bakeoff::server::{self, HttpOptions, State};
 use clap::Parser;
 use clap::error::ErrorKind;
-use tokio::sync::watch;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{Semaphore, watch};
 
 // mimalloc: fast thread-local free lists suit a server whose every request
 // allocates and frees a few buffers on one thread. jemalloc is the
@@ -74,7 +76,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
     let http = HttpOptions {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_s),
         drain_timeout: Duration::from_secs(config.drain_timeout_s),
-        max_connections: config.max_connections as usize,
+        connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
     };
     let fib: &'static FibPool = Box::leak(Box::new(FibPool::new(
         config::available_cores(),
@@ -110,15 +112,21 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 statements: config.statements,
                 statement_timeout: Duration::from_millis(config.statement_timeout_ms),
             };
+            let signals = {
+                let _runtime = runtime.enter();
+                Signals::install()?
+            };
+            // The start line first: the pool starts connecting at once, and
+            // its errors must not come before the line that says where we are.
+            describe(address, "multi", pool_size);
             let served = runtime.block_on(async {
                 let state: &'static State = Box::leak(Box::new(State {
                     db: Db::new(postgres.clone(), &pool),
                     fib,
                 }));
                 metrics::register_pool(&state.db);
-                describe(address, "multi", pool_size);
                 let (stop, stopped) = watch::channel(false);
-                tokio::spawn(stop_on_signal(stop));
+                tokio::spawn(stop_on_signal(signals, stop));
                 runtime_serve(listener, state, http, stopped).await
             });
             runtime.shutdown_timeout(SHUTDOWN_GRACE);
@@ -144,12 +152,15 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 statements: config.statements,
                 statement_timeout: Duration::from_millis(config.statement_timeout_ms),
             };
-            // Each listener gets its share of the connection limit, as each
-            // runtime gets its share of the pool.
-            let http = HttpOptions {
-                max_connections: http.max_connections.div_ceil(workers).max(1),
-                ..http
+            let signal_runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| format!("cannot start the runtime: {error}"))?;
+            let signals = {
+                let _runtime = signal_runtime.enter();
+                Signals::install()?
             };
+            describe(address, "per-core", pool.size * workers as u32);
             let (stop, stopped) = watch::channel(false);
             let threads: Vec<_> = listeners
                 .into_iter()
@@ -184,12 +195,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                         .map_err(|error| format!("cannot start a worker thread: {error}"))
                 })
                 .collect::<Result<_, _>>()?;
-            describe(address, "per-core", pool.size * workers as u32);
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|error| format!("cannot start the runtime: {error}"))?
-                .block_on(stop_on_signal(stop));
+            signal_runtime.block_on(stop_on_signal(signals, stop));
             for thread in threads {
                 thread
                     .join()
@@ -221,19 +227,31 @@ async fn runtime_serve(
         .map_err(|error| error.to_string())
 }
 
+/// SIGTERM and SIGINT, caught from now on. Installed before the start line
+/// is written, so a signal sent as soon as it is read is never missed (the
+/// default action would end the process with 143 instead of draining).
+/// Must be called inside the runtime that will wait for them.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        let install =
+            |kind| signal(kind).map_err(|error| format!("cannot install signal handlers: {error}"));
+        Ok(Signals {
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+}
+
 /// Waits for SIGTERM or SIGINT, then tells every accept loop to stop.
-async fn stop_on_signal(stop: watch::Sender<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        eprintln!("bakeoff: cannot install signal handlers");
-        return;
-    };
+async fn stop_on_signal(mut signals: Signals, stop: watch::Sender<bool>) {
     tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+        _ = signals.terminate.recv() => {}
+        _ = signals.interrupt.recv() => {}
     }
     eprintln!("bakeoff: shutting down, draining open connections");
     let _ = stop.send(true);

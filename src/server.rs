@@ -48,8 +48,9 @@ pub struct HttpOptions {
     /// Time in-flight requests get to finish after a shutdown signal.
     /// Default is 10 s.
     pub drain_timeout: Duration,
-    /// Connections this accept loop serves at once. Default is 10000.
-    pub max_connections: usize,
+    /// Open connections allowed, shared by every accept loop of the process
+    /// (one, or one per core): a permit each. Default is 10000.
+    pub connection_slots: Arc<Semaphore>,
 }
 
 /// Listen backlog: sized for thousands of connections arriving at once (the
@@ -99,32 +100,35 @@ pub async fn serve(
         // within a bounded buffer (tests/reliability.rs checks all three).
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
-    // A permit per open connection, taken before accepting and held by the
-    // connection's task: past `max_connections`, new connections wait in the
+    // A permit per open connection, held by the connection's task: past the
+    // limit, the loop stops accepting and new connections wait in the
     // kernel's listen backlog (backpressure) instead of running the process
-    // out of file descriptors and memory. One per connection, none per request.
-    let open = Arc::new(Semaphore::new(options.max_connections));
+    // out of file descriptors and memory. The permit is taken just after
+    // accepting, so a loop holds at most one socket it cannot serve yet, and
+    // the per-core loops can share one limit without one of them parking a
+    // permit while the waiting connection sits in another's queue. One
+    // permit per connection, none per request.
+    let slots = options.connection_slots;
 
     'serving: loop {
-        let permit = tokio::select! {
-            biased;
-            // The only value ever sent is `true`; a dropped sender means stop too.
-            _ = shutdown.changed() => break,
-            permit = Arc::clone(&open).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => break,
-            },
-        };
         let (stream, peer) = loop {
             tokio::select! {
                 biased;
+                // The only value ever sent is `true`; a dropped sender means stop too.
                 _ = shutdown.changed() => break 'serving,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => break accepted,
-                    // The permit is kept for the next try.
                     Err(error) => accept_failed(error).await,
                 },
             }
+        };
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => break,
+            },
         };
         // Answers are written whole; Nagle's algorithm would only hold them
         // back waiting for an ACK, which stalls pipelined clients.
