@@ -175,10 +175,10 @@ render() {
 	# goes, without reading the SVG. Kept beside it as WORKLOAD.leaves.txt.
 	awk '{ n = $NF; sub(/ [0-9]+$/, ""); k = split($0, f, ";"); self[f[k]] += n; total += n }
 		END { for (name in self) printf "%6.2f%%  %s\n", 100 * self[name] / total, name }' "$folded" |
-		sort -rn | head -n 40 >"${OUT%.svg}.leaves.txt"
+		sort -rn | awk 'NR <= 40' >"${OUT%.svg}.leaves.txt" # not head: it would SIGPIPE sort
 	log "$(wc -l <"$folded") distinct stacks, $rps req/s during sampling"
 	log "wrote $OUT and ${OUT%.svg}.leaves.txt; the heaviest leaves:"
-	head -n 8 "${OUT%.svg}.leaves.txt" >&2
+	awk 'NR <= 8' "${OUT%.svg}.leaves.txt" >&2
 }
 
 main() {
