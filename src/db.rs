@@ -4,7 +4,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bb8::{ErrorSink, ManageConnection, Pool, PooledConnection, RunError};
@@ -16,6 +16,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, RowStream, Statement};
 
 use crate::error::ApiError;
+use crate::log;
 use crate::metrics;
 
 /// A statement of `sql/`, one per kind of database request.
@@ -476,10 +477,7 @@ pub fn query_failed(error: tokio_postgres::Error) -> ApiError {
 /// the password.
 fn log_database_error(error: &tokio_postgres::Error) {
     static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    if LAST_LOGGED.swap(now, Ordering::Relaxed) != now {
+    if log::once_a_second(&LAST_LOGGED) {
         match std::error::Error::source(error) {
             Some(cause) => eprintln!("bakeoff: database: {error}: {cause}"),
             None => eprintln!("bakeoff: database: {error}"),

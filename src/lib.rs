@@ -13,6 +13,7 @@
 //! - [`json`]: the JSON string and integer writer.
 //! - [`response`]: response building and static header values.
 //! - [`error`]: [`error::ApiError`] and its FastAPI-shaped answers.
+//! - [`log`]: throttled logging to stderr.
 //! - [`metrics`]: Prometheus counters, sharded per thread, and `/metrics`.
 //! - [`seed`]: `bakeoff seed`, the schema and deterministic sample data.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod handlers;
 pub mod io;
 pub mod json;
+pub mod log;
 pub mod metrics;
 pub mod params;
 pub mod response;

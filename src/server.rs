@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use hyper::body::Incoming;
@@ -24,6 +24,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::handlers::{self, FibPool};
 use crate::io::Coalescing;
+use crate::log;
 use crate::metrics::{self, RouteLabel};
 use crate::response::Body;
 use crate::router::{self, Route};
@@ -162,10 +163,7 @@ async fn accept_failed(error: io::Error) {
     // Logged at most once a second: out of descriptors, every retry fails
     // the same way, and a line per retry would flood the log.
     static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    if LAST_LOGGED.swap(now, Ordering::Relaxed) != now {
+    if log::once_a_second(&LAST_LOGGED) {
         eprintln!("bakeoff: accept failed: {error}");
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
