@@ -2,7 +2,8 @@
 # Installs everything the peers need, and is safe to rerun:
 #   - Debian's Go toolchain and its PostgreSQL driver (lib/pq), with apt-get;
 #   - peers/.venv, one virtualenv with the pinned requirements of every
-#     Python peer (PYTHON picks the interpreter, default python3, >= 3.11);
+#     Python peer (PYTHON picks the interpreter, default python3, >= 3.11),
+#     and matplotlib for scripts/compare.sh's chart (requirements-chart.txt);
 #   - the Go peer's binary, peers/go/contacts, built offline against
 #     /usr/share/gocode.
 # When a step cannot be done, it prints the command that would do it.
@@ -43,6 +44,7 @@ install_python_peers() {
 	for peer in "${python_peers[@]}"; do
 		requirements+=(-r "$here/$peer/requirements.txt")
 	done
+	requirements+=(-r "$here/requirements-chart.txt")
 	say "installing the Python requirements into $venv"
 	"$venv/bin/python" -m pip install -q --disable-pip-version-check "${requirements[@]}" ||
 		die "pip failed; run: $venv/bin/python -m pip install ${requirements[*]}"
