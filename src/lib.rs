@@ -14,6 +14,7 @@
 //! - [`response`]: response building and static header values.
 //! - [`error`]: [`error::ApiError`] and its FastAPI-shaped answers.
 //! - [`log`]: throttled logging to stderr.
+//! - [`memory`]: gives freed memory back after a wave of connections closes.
 //! - [`metrics`]: Prometheus counters, sharded per thread, and `/metrics`.
 //! - [`seed`]: `bakeoff seed`, the schema and deterministic sample data.
 
@@ -24,6 +25,7 @@ pub mod handlers;
 pub mod io;
 pub mod json;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod params;
 pub mod response;

@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::handlers::{self, FibPool};
 use crate::io::Coalescing;
 use crate::log;
+use crate::memory;
 use crate::metrics::{self, RouteLabel};
 use crate::response::Body;
 use crate::router::{self, Route};
@@ -138,11 +139,13 @@ pub async fn serve(
         let connection = http.serve_connection(TokioIo::new(Coalescing::new(stream)), service);
         let connection = graceful.watch(connection);
         metrics::add_open_connections(1);
+        memory::connection_opened();
         tokio::spawn(async move {
             // A client that goes away mid-request is its own business.
             let _ = connection.await;
             metrics::add_open_connections(-1);
             drop(permit);
+            memory::connection_closed();
         });
     }
 
