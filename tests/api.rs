@@ -1324,25 +1324,7 @@ fn a_bad_setting_exits_with_code_2_and_one_line_naming_it() {
         ("POOL_SIZE", "zero"),
         ("DATABASE_URL", "garbage://"),
     ] {
-        let out = std::process::Command::new(support::server::BIN)
-            .arg("serve")
-            .env("DATABASE_URL", &fixture().database_url)
-            .env("BIND", "127.0.0.1:0")
-            .env(var, value)
-            .output()
-            .expect("run bakeoff");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{var}={value}: not one line: {stderr}"
-        );
-        let flag = format!("--{}", var.to_lowercase().replace('_', "-"));
-        assert!(
-            stderr.contains(var) || stderr.contains(&flag),
-            "{var}={value}: the message does not name the setting: {stderr}"
-        );
+        support::assert_bad_setting_refused(var, value);
     }
 }
 

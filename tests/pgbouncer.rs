@@ -317,15 +317,7 @@ fn session_pooling_with_prepared_statements_works_as_pgbouncer_comes_and_keeps_t
 
     // The timeout reaches PostgreSQL: a query stuck behind a lock is
     // cancelled after 300 ms and answered 503.
-    let mut locker = postgres::Client::connect(&f.cluster.conn_string(DBNAME), postgres::NoTls)
-        .expect("connect");
-    let mut tx = locker.transaction().expect("BEGIN");
-    tx.batch_execute("LOCK TABLE contact_types IN ACCESS EXCLUSIVE MODE")
-        .expect("LOCK TABLE");
-    let started = Instant::now();
-    let r = http::get(s.addr, "/types");
-    let waited = started.elapsed();
-    tx.rollback().expect("ROLLBACK");
+    let (r, waited) = types_behind_a_lock(s.addr);
     println!(
         "[figure] session pooling: a locked /types answered {} after {waited:?}",
         r.status
@@ -418,15 +410,7 @@ fn a_role_statement_timeout_applies_through_transaction_pooling() {
 
     // A lock makes /types wait; the role's timeout, set by PostgreSQL on
     // PgBouncer's connections at login, cancels it.
-    let mut locker = postgres::Client::connect(&f.cluster.conn_string(DBNAME), postgres::NoTls)
-        .expect("connect");
-    let mut tx = locker.transaction().expect("BEGIN");
-    tx.batch_execute("LOCK TABLE contact_types IN ACCESS EXCLUSIVE MODE")
-        .expect("LOCK TABLE");
-    let started = Instant::now();
-    let r = http::get(s.addr, "/types");
-    let waited = started.elapsed();
-    tx.rollback().expect("ROLLBACK");
+    let (r, waited) = types_behind_a_lock(s.addr);
     println!(
         "[figure] /types behind a lock, role statement_timeout 300ms, unnamed statements through \
          transaction pooling: {} after {} ms",
@@ -455,6 +439,22 @@ fn a_role_statement_timeout_applies_through_transaction_pooling() {
 }
 
 /// The server logged nothing past its first line (no database errors).
+/// `/types` while another session holds `contact_types` locked: the answer
+/// and how long it took. The lock is released before returning.
+fn types_behind_a_lock(addr: SocketAddr) -> (Response, Duration) {
+    let f = fixture();
+    let mut locker = postgres::Client::connect(&f.cluster.conn_string(DBNAME), postgres::NoTls)
+        .expect("connect");
+    let mut tx = locker.transaction().expect("BEGIN");
+    tx.batch_execute("LOCK TABLE contact_types IN ACCESS EXCLUSIVE MODE")
+        .expect("LOCK TABLE");
+    let started = Instant::now();
+    let r = http::get(addr, "/types");
+    let waited = started.elapsed();
+    tx.rollback().expect("ROLLBACK");
+    (r, waited)
+}
+
 fn assert_no_error_lines(s: &Server) {
     let stderr = s.stderr();
     let extra: Vec<&str> = stderr.lines().skip(1).collect();

@@ -2492,25 +2492,7 @@ fn max_connections_and_fib_queue_are_validated() {
         ("FIB_QUEUE", "0"),
         ("FIB_QUEUE", "-1"),
     ] {
-        let out = std::process::Command::new(support::server::BIN)
-            .arg("serve")
-            .env("DATABASE_URL", &fixture().database_url)
-            .env("BIND", "127.0.0.1:0")
-            .env(var, value)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{var}={value}: {stderr}"
-        );
-        let flag = format!("--{}", var.to_lowercase().replace('_', "-"));
-        assert!(
-            stderr.contains(var) || stderr.contains(&flag),
-            "{var}={value}: {stderr}"
-        );
+        support::assert_bad_setting_refused(var, value);
     }
 }
 

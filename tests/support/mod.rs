@@ -265,3 +265,29 @@ pub fn assert_no_leak(request: &str, response: &Response, extra: &[&str]) {
         );
     }
 }
+
+/// Starts `bakeoff serve` with `var=value` and checks it refuses to start:
+/// exit code 2 and one line on stderr naming the setting (its variable or
+/// its flag).
+#[allow(dead_code)] // each test binary uses some of these helpers only
+pub fn assert_bad_setting_refused(var: &str, value: &str) {
+    let out = Command::new(server::BIN)
+        .arg("serve")
+        .env("DATABASE_URL", &fixture().database_url)
+        .env("BIND", "127.0.0.1:0")
+        .env(var, value)
+        .output()
+        .expect("run bakeoff");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{var}={value}: not one line: {stderr}"
+    );
+    let flag = format!("--{}", var.to_lowercase().replace('_', "-"));
+    assert!(
+        stderr.contains(var) || stderr.contains(&flag),
+        "{var}={value}: the message does not name the setting: {stderr}"
+    );
+}
