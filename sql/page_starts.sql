@@ -7,8 +7,12 @@
 -- by bytes, and UTF-8 byte order is code point order, so the strings that
 -- begin with p are exactly those in [p, p || U+10FFFF x 100]: last_name holds
 -- at most 100 characters, so whatever follows p is at most 100 characters,
--- each at most U+10FFFF. The predicate is exact, has no wildcards at all, and
--- is an index range scan in the generic plan too.
+-- each at most U+10FFFF. The predicate is exact and has no wildcards at all.
+--
+-- The server sends this statement unnamed (planned for its parameters every
+-- time) rather than prepared: the best plan depends on how common the prefix
+-- is, and a prepared statement can settle on a generic plan that is slow for
+-- common prefixes (see `Query::prepared_index` in src/db.rs).
 SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name,
        ARRAY(SELECT p.phone_number FROM contact_phones p
              WHERE p.contact_id = c.contact_id AND p.phone_number IS NOT NULL

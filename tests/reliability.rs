@@ -1,6 +1,7 @@
 //! Reliability and security, proven against the real binary over raw
 //! sockets: database faults (PostgreSQL stopped and restarted under load,
-//! backends killed, queries stuck behind a lock), hostile and broken clients
+//! backends killed, queries stuck behind a lock, a query plan that must not
+//! degrade with the traffic before it), hostile and broken clients
 //! (malformed requests, slowloris, thousands of idle connections, a client
 //! that never reads, running out of file descriptors, a `/fibonacci` flood),
 //! graceful shutdown with requests in flight, SQL injection, the read-only
@@ -789,6 +790,102 @@ fn database_sockets_have_keepalive_and_a_user_timeout() {
     figure(
         "keepalive",
         "database sockets: keepalive after 10 s idle, every 5 s, 3 probes; TCP user timeout 30 s",
+    );
+}
+
+/// Scans of `index` (of table `contacts`) counted by PostgreSQL so far.
+fn index_scans(client: &mut postgres::Client, index: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = $1",
+            &[&index],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A `starts` page is planned for its own parameters whatever came before
+/// it. A prepared statement would switch to PostgreSQL's generic plan after
+/// a few calls with a large offset (their custom plans cost more than the
+/// generic one is estimated to) and keep it for the connection's life: a
+/// scan of every contact matching the prefix through the prefix index and a
+/// sort, several times slower for a common prefix than the custom plan's walk
+/// along the primary key. Told apart by PostgreSQL's own index counters.
+#[test]
+fn starts_pages_are_planned_for_their_own_parameters_after_heavy_ones() {
+    let _serial = serial();
+    const HEAVY: &str = "/contacts/fetch?starts=m&limit=10&offset=100";
+    const LIGHT: &str = "/contacts/fetch?starts=m&limit=10";
+    const CALLS: usize = 40;
+    let mut client = pg_client();
+    let prefix_index = "contacts_lower_last_name";
+    let (prefix_before, pkey_before) = (
+        index_scans(&mut client, prefix_index),
+        index_scans(&mut client, "contacts_pkey"),
+    );
+
+    {
+        let s = Server::start(&url_with("plans"), &[("POOL_SIZE", "1")]);
+        // Fresh connections, so that both per-core pools see the mix.
+        for target in [HEAVY, LIGHT] {
+            for _ in 0..CALLS {
+                let r = http::get(s.addr, target);
+                assert_eq!(r.status, 200, "{target}: {r}");
+            }
+        }
+    } // The server stops; its backends report their counters as they exit.
+
+    // Each page is one scan of either index: wait until all are counted.
+    let started = Instant::now();
+    let (prefix_scans, pkey_scans) = loop {
+        let scans = (
+            index_scans(&mut client, prefix_index) - prefix_before,
+            index_scans(&mut client, "contacts_pkey") - pkey_before,
+        );
+        if scans.0 + scans.1 >= 2 * CALLS as i64 {
+            break scans;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "PostgreSQL counted {scans:?} scans of ({prefix_index}, contacts_pkey) for {} pages",
+            2 * CALLS
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        prefix_scans, 0,
+        "{prefix_scans} pages went through {prefix_index} (a generic plan), {pkey_scans} \
+         along contacts_pkey"
+    );
+
+    // The control: the same calls through one prepared statement do switch
+    // to the generic plan, so the sequence above is one that springs the
+    // trap.
+    let sql = include_str!("../sql/page_starts.sql");
+    let prepared = client.prepare(sql).unwrap();
+    for (offset, calls) in [(100_i64, CALLS), (0, CALLS)] {
+        for _ in 0..calls {
+            client.query(&prepared, &[&10_i64, &offset, &"m"]).unwrap();
+        }
+    }
+    let generic: i64 = client
+        .query_one(
+            "SELECT generic_plans FROM pg_prepared_statements WHERE statement = $1",
+            &[&sql],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        generic > 0,
+        "the control did not switch to a generic plan: the test proves nothing"
+    );
+    figure(
+        "plans",
+        format!(
+            "{CALLS} × {HEAVY} then {CALLS} × {LIGHT}: the server's pages never used \
+             {prefix_index}; one prepared statement given the same calls ran \
+             {generic} of them on the generic plan"
+        ),
     );
 }
 
