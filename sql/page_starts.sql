@@ -13,6 +13,8 @@
 -- time) rather than prepared: the best plan depends on how common the prefix
 -- is, and a prepared statement can settle on a generic plan that is slow for
 -- common prefixes (see `Query::prepared_index` in src/db.rs).
+--
+-- The page is cut before the phones and emails are read, as in page.sql.
 SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name,
        ARRAY(SELECT p.phone_number FROM contact_phones p
              WHERE p.contact_id = c.contact_id AND p.phone_number IS NOT NULL
@@ -20,9 +22,11 @@ SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name,
        ARRAY(SELECT e.email_address FROM contact_emails e
              WHERE e.contact_id = c.contact_id AND e.email_address IS NOT NULL
              ORDER BY e.email_id) AS email
-FROM contacts c
+FROM (SELECT contact_id, first_name, last_name, type_id
+      FROM contacts
+      WHERE lower(last_name) ~>=~ lower($3::text)
+        AND lower(last_name) ~<=~ (lower($3::text) || repeat(chr(1114111), 100))
+      ORDER BY contact_id
+      LIMIT $1 OFFSET $2) c
 JOIN contact_types t ON t.type_id = c.type_id
-WHERE lower(c.last_name) ~>=~ lower($3::text)
-  AND lower(c.last_name) ~<=~ (lower($3::text) || repeat(chr(1114111), 100))
 ORDER BY c.contact_id
-LIMIT $1 OFFSET $2
