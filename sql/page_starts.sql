@@ -9,10 +9,11 @@
 -- at most 100 characters, so whatever follows p is at most 100 characters,
 -- each at most U+10FFFF. The predicate is exact and has no wildcards at all.
 --
--- The server sends this statement unnamed (planned for its parameters every
--- time) rather than prepared: the best plan depends on how common the prefix
--- is, and a prepared statement can settle on a generic plan that is slow for
--- common prefixes (see `Query::prepared_index` in src/db.rs).
+-- The server has this statement planned for its parameters on every call
+-- (on connections with plan_cache_mode = force_custom_plan, or sent
+-- unnamed): the best plan depends on how common the prefix is, and the plan
+-- cache can settle on a generic plan that is slow for common prefixes (see
+-- `Query::plans_per_call` in src/db.rs).
 --
 -- The page is cut before the phones and emails are read, as in page.sql.
 SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name,

@@ -1,5 +1,6 @@
-//! The database: a bb8 pool of tokio-postgres connections, each opened with
-//! every statement of `sql/` prepared on it, and checked out by handle.
+//! The database: bb8 pools of tokio-postgres connections, each opened with
+//! the statements of `sql/` it serves prepared on it, and lent to requests
+//! by handle.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use bb8::{ErrorSink, ManageConnection, Pool, PooledConnection, RunError};
 use bb8_postgres::PostgresConnectionManager;
+use futures_util::future::try_join_all;
 use futures_util::{TryStreamExt, pin_mut};
 use postgres_types::Type;
 use tokio::sync::Notify;
@@ -53,27 +55,27 @@ impl Query {
         }
     }
 
-    /// Where its prepared statement is kept (the order `Manager::connect`
-    /// prepares them in), or `None` for the statement that is never
-    /// prepared.
+    /// Where a connection keeps its prepared statement.
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether the statement should be planned for its own parameters on
+    /// every call rather than by PostgreSQL's plan cache.
     ///
-    /// `PageStarts` is always sent as the unnamed statement, so PostgreSQL
-    /// plans it for its own parameters every time. Prepared, it switches to
-    /// a generic plan once a few heavy calls (a large limit or offset) have
-    /// raised the average cost of its custom plans, and stays there: the
-    /// generic plan reads every contact matching the prefix and sorts them,
-    /// where a custom plan walks the primary key and stops after `limit`
-    /// matches. Measured with pgbench (`starts=m`, `limit=10`, 16 clients):
-    /// prepared with custom plans 10.3–10.5k/s, stuck on the generic plan
-    /// 2.8k/s, unnamed 7.5–7.9k/s. A sure 7.5k beats a 10k that can fall to
-    /// 2.8k for the life of the connection.
-    fn prepared_index(self) -> Option<usize> {
-        match self {
-            Query::Types => Some(0),
-            Query::Contact => Some(1),
-            Query::Page => Some(2),
-            Query::PageStarts => None,
-        }
+    /// `PageStarts` should: its best plan depends on how common the prefix
+    /// is. Left to the plan cache, a prepared statement switches to the
+    /// generic plan once a few costlier calls (a large limit or offset) have
+    /// raised the average cost of its custom plans, and keeps it for the
+    /// life of the connection: the generic plan reads every contact matching
+    /// the prefix and sorts them, where a custom plan walks the primary key
+    /// and stops after `limit` matches. pgbench (`starts=m`, `limit=10`, 16
+    /// clients): custom plans 10.3–10.5k/s, stuck on the generic plan
+    /// 2.8k/s. The other statements have one good plan whatever their
+    /// parameters, which the plan cache keeps (forcing custom plans on
+    /// `Contact` costs it 2.5×).
+    pub fn plans_per_call(self) -> bool {
+        self == Query::PageStarts
     }
 }
 
@@ -95,16 +97,16 @@ pub struct Connection {
     /// The tokio-postgres client; its connection task runs on the runtime
     /// that opened it.
     pub client: Client,
-    /// The statements prepared on this client, by [`Query::prepared_index`];
-    /// `None` in [`StatementMode::Unnamed`].
-    statements: Option<[Statement; 3]>,
+    /// The statements prepared on this client, by [`Query::index`]; a
+    /// query without one here is sent as the unnamed statement.
+    statements: [Option<Statement>; 4],
 }
 
 impl Connection {
     /// The prepared statement for `query`, if it has one on this connection.
     #[inline]
     fn prepared(&self, query: Query) -> Option<&Statement> {
-        Some(&self.statements.as_ref()?[query.prepared_index()?])
+        self.statements[query.index()].as_ref()
     }
 }
 
@@ -164,13 +166,15 @@ impl Connection {
     }
 }
 
-/// Opens connections for bb8 and prepares the statements on each.
+/// Opens connections for bb8, sets their session up and prepares the
+/// statements on each.
 pub struct Manager {
     inner: PostgresConnectionManager<NoTls>,
-    statement_mode: StatementMode,
-    /// `SET statement_timeout = …` for prepared mode. A `SET` after connect
+    /// The statements each connection prepares when it opens.
+    prepare: &'static [Query],
+    /// `SET …` sent when a connection opens, or empty. A `SET` after connect
     /// rather than a startup option, which PgBouncer refuses.
-    set_statement_timeout: String,
+    session_settings: String,
 }
 
 impl ManageConnection for Manager {
@@ -179,22 +183,28 @@ impl ManageConnection for Manager {
 
     async fn connect(&self) -> Result<Connection, tokio_postgres::Error> {
         let client = self.inner.connect().await?;
-        let statements = match self.statement_mode {
-            StatementMode::Unnamed => None,
-            // Set and prepared concurrently: tokio-postgres pipelines the
-            // messages into one round trip.
-            StatementMode::Prepared => {
-                let prepare =
-                    |query: Query| client.prepare_typed(query.sql(), query.parameter_types());
-                let ((), types, contact, page) = tokio::try_join!(
-                    client.batch_execute(&self.set_statement_timeout),
-                    prepare(Query::Types),
-                    prepare(Query::Contact),
-                    prepare(Query::Page),
-                )?;
-                Some([types, contact, page])
+        // Set and prepared concurrently: tokio-postgres pipelines the
+        // messages into one round trip.
+        let settings = async {
+            match self.session_settings.is_empty() {
+                true => Ok(()),
+                false => client.batch_execute(&self.session_settings).await,
             }
         };
+        let prepared = try_join_all(self.prepare.iter().map(|&query| {
+            let client = &client;
+            async move {
+                let statement = client
+                    .prepare_typed(query.sql(), query.parameter_types())
+                    .await?;
+                Ok::<_, tokio_postgres::Error>((query, statement))
+            }
+        }));
+        let ((), prepared) = tokio::try_join!(settings, prepared)?;
+        let mut statements = [None, None, None, None];
+        for (query, statement) in prepared {
+            statements[query.index()] = Some(statement);
+        }
         Ok(Connection { client, statements })
     }
 
@@ -237,6 +247,18 @@ pub struct PoolOptions {
     pub statement_timeout: Duration,
 }
 
+impl PoolOptions {
+    /// The connections kept, beside `size`, for the queries planned per
+    /// call: a quarter of `size`, at least one, in shared, prepared mode
+    /// (see [`Db::new`]); none otherwise.
+    pub fn per_call_plans_size(&self) -> u32 {
+        match (self.mode, self.statements) {
+            (PoolMode::Shared, StatementMode::Prepared) => self.size.div_ceil(4),
+            _ => 0,
+        }
+    }
+}
+
 /// The pool the handlers take connections from.
 pub struct Db {
     pool: Pool<Manager>,
@@ -245,6 +267,20 @@ pub struct Db {
     /// The most a database request may take, from checkout to last row.
     deadline: Duration,
     size: u32,
+    /// In shared, prepared mode: a few connections whose sessions plan every
+    /// statement for its parameters, for the queries that need it
+    /// ([`Query::plans_per_call`]), prepared there.
+    per_call_plans: Option<Box<Db>>,
+}
+
+/// What a pool's connections are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sessions {
+    /// Every query but those planned per call, prepared in prepared mode.
+    Default,
+    /// Sessions with `plan_cache_mode = force_custom_plan`, for the queries
+    /// planned per call.
+    PerCallPlans,
 }
 
 /// The connections of shared mode: each slot holds one checked-out bb8
@@ -298,10 +334,57 @@ impl Db {
     /// `test_on_check_out`, which costs a round trip per request; instead a
     /// connection whose socket has closed is noticed without any I/O (the
     /// client's closed flag) when it is lent, and replaced.
+    ///
+    /// The queries planned per call ([`Query::plans_per_call`]) get their
+    /// own connections in shared, prepared mode: a quarter of the pool's
+    /// size, at least one, in sessions that plan every statement for its
+    /// parameters, where they are prepared. A shared connection carries many
+    /// requests at once, so one is plenty for the one query that needs it.
+    /// In exclusive mode, where a request holds its connection, and in
+    /// unnamed mode, those queries are sent as the unnamed statement, which
+    /// PostgreSQL plans for its parameters too (at the price of a parse per
+    /// call: pgbench 7.5–7.9k/s against 10.3–10.5k for the `starts` page).
     pub fn new(config: tokio_postgres::Config, options: &PoolOptions) -> Db {
+        let per_call_plans = match options.per_call_plans_size() {
+            0 => None,
+            size => Some(Box::new(Db::build(
+                config.clone(),
+                options,
+                size,
+                Sessions::PerCallPlans,
+            ))),
+        };
+        Db {
+            per_call_plans,
+            ..Db::build(config, options, options.size, Sessions::Default)
+        }
+    }
+
+    fn build(
+        config: tokio_postgres::Config,
+        options: &PoolOptions,
+        size: u32,
+        sessions: Sessions,
+    ) -> Db {
+        let statement_timeout = format!(
+            "SET statement_timeout = {}",
+            options.statement_timeout.as_millis()
+        );
+        let (prepare, session_settings): (&'static [Query], String) =
+            match (options.statements, sessions) {
+                (StatementMode::Unnamed, _) => (&[], String::new()),
+                (StatementMode::Prepared, Sessions::Default) => (
+                    &[Query::Types, Query::Contact, Query::Page],
+                    statement_timeout,
+                ),
+                (StatementMode::Prepared, Sessions::PerCallPlans) => (
+                    &[Query::PageStarts],
+                    format!("{statement_timeout}; SET plan_cache_mode = force_custom_plan"),
+                ),
+            };
         let pool = Pool::builder()
-            .max_size(options.size)
-            .min_idle(Some(options.size))
+            .max_size(size)
+            .min_idle(Some(size))
             .test_on_check_out(false)
             .max_lifetime(None)
             .idle_timeout(None)
@@ -309,15 +392,12 @@ impl Db {
             .error_sink(Box::new(LogErrors))
             .build_unchecked(Manager {
                 inner: PostgresConnectionManager::new(config, NoTls),
-                statement_mode: options.statements,
-                set_statement_timeout: format!(
-                    "SET statement_timeout = {}",
-                    options.statement_timeout.as_millis()
-                ),
+                prepare,
+                session_settings,
             });
         let shared = (options.mode == PoolMode::Shared).then(|| {
             Arc::new(SharedSlots {
-                slots: (0..options.size)
+                slots: (0..size)
                     .map(|_| Slot {
                         connection: ArcSwapOption::empty(),
                         refilling: AtomicBool::new(false),
@@ -335,7 +415,8 @@ impl Db {
             // network: past that, PostgreSQL is not answering at all (a
             // frozen proxy, a lost host), which no server-side timeout sees.
             deadline: options.checkout_timeout + options.statement_timeout + Duration::from_secs(1),
-            size: options.size,
+            size,
+            per_call_plans: None,
         };
         if let Some(shared) = &db.shared {
             for index in 0..shared.slots.len() {
@@ -358,7 +439,16 @@ impl Db {
         }
     }
 
-    /// A connection for one request, or 503 when none is usable in time.
+    /// A connection to run `query` on, or 503 when none is usable in time.
+    #[inline]
+    pub async fn connection_for(&self, query: Query) -> Result<Lease<'_>, ApiError> {
+        match &self.per_call_plans {
+            Some(per_call_plans) if query.plans_per_call() => per_call_plans.connection().await,
+            _ => self.connection().await,
+        }
+    }
+
+    /// A connection of the main pool, or 503 when none is usable in time.
     #[inline]
     pub async fn connection(&self) -> Result<Lease<'_>, ApiError> {
         match &self.shared {
@@ -473,6 +563,11 @@ impl Db {
     /// Connections the pool keeps open.
     pub fn size(&self) -> u32 {
         self.size
+    }
+
+    /// The pool of connections that plan per call, if there is one.
+    pub fn per_call_plans(&self) -> Option<&Db> {
+        self.per_call_plans.as_deref()
     }
 }
 

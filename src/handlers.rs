@@ -62,7 +62,7 @@ pub async fn readyz(db: &Db) -> Result<Response<Body>, ApiError> {
 
 /// `GET /types`: every contact type, read from the database each time.
 pub async fn types(db: &Db) -> Result<Response<Body>, ApiError> {
-    let connection = db.connection().await?;
+    let connection = db.connection_for(Query::Types).await?;
     let rows = connection
         .query(Query::Types, &[])
         .await
@@ -83,7 +83,7 @@ pub async fn types(db: &Db) -> Result<Response<Body>, ApiError> {
 /// `GET /contacts/{contact_id}`.
 pub async fn contact(db: &Db, raw_id: &str) -> Result<Response<Body>, ApiError> {
     let id = params::path_integer(raw_id, "contact_id", 0, INT4_MAX)? as i32;
-    let connection = db.connection().await?;
+    let connection = db.connection_for(Query::Contact).await?;
     let row = connection
         .query_opt(Query::Contact, &[&id])
         .await
@@ -103,7 +103,7 @@ pub async fn contacts_fetch(db: &Db, query: Option<&str>) -> Result<Response<Bod
         return Ok(response::ok(Bytes::from_static(b"[]")));
     }
     let parameters = PageParameters::new(&page);
-    let connection = db.connection().await?;
+    let connection = db.connection_for(parameters.query).await?;
     let rows = connection
         .query(parameters.query, parameters.as_slice())
         .await
@@ -130,7 +130,7 @@ pub async fn contacts_for(db: &Db, query: Option<&str>) -> Result<Response<Body>
         return Ok(response::ok(Bytes::from_static(b"[]")));
     }
     let parameters = PageParameters::new(&page);
-    let connection = db.connection().await?;
+    let connection = db.connection_for(parameters.query).await?;
     let stream = connection
         .query_raw(parameters.query, parameters.as_slice())
         .await

@@ -83,14 +83,18 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
         config.fib_queue(),
     )));
     let pool_size = config.pool_size();
-    let describe = |address: SocketAddr, shape: &str, pool: u32| {
+    let describe = |address: SocketAddr, shape: &str, pool: u32, per_call_plans: u32| {
         eprintln!(
-            "bakeoff {} listening on http://{address} (database {}, runtime {shape}, {workers} workers, pool {pool} {mode})",
+            "bakeoff {} listening on http://{address} (database {}, runtime {shape}, {workers} workers, pool {pool} {mode}{per_call})",
             env!("CARGO_PKG_VERSION"),
             config::describe_database(&postgres),
             mode = match config.pool_mode {
                 PoolMode::Shared => "shared",
                 PoolMode::Exclusive => "exclusive",
+            },
+            per_call = match per_call_plans {
+                0 => String::new(),
+                n => format!(" + {n} planned per call"),
             },
         );
     };
@@ -118,7 +122,7 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
             };
             // The start line first: the pool starts connecting at once, and
             // its errors must not come before the line that says where we are.
-            describe(address, "multi", pool_size);
+            describe(address, "multi", pool_size, pool.per_call_plans_size());
             let served = runtime.block_on(async {
                 let state: &'static State = Box::leak(Box::new(State {
                     db: Db::new(postgres.clone(), &pool),
@@ -160,7 +164,12 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 let _runtime = signal_runtime.enter();
                 Signals::install()?
             };
-            describe(address, "per-core", pool.size * workers as u32);
+            describe(
+                address,
+                "per-core",
+                pool.size * workers as u32,
+                pool.per_call_plans_size() * workers as u32,
+            );
             let (stop, stopped) = watch::channel(false);
             let threads: Vec<_> = listeners
                 .into_iter()

@@ -167,12 +167,12 @@ pub fn add_waiting_for_database(delta: i64) {
 /// The process's pools: one, or one per core. Registered at start.
 static POOLS: Mutex<Vec<&'static Db>> = Mutex::new(Vec::new());
 
-/// Adds a pool to those `/metrics` reports.
+/// Adds a pool, and the pool of per-call-planned connections it may
+/// have, to those `/metrics` reports.
 pub fn register_pool(db: &'static Db) {
-    POOLS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(db);
+    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    pools.push(db);
+    pools.extend(db.per_call_plans());
 }
 
 /// The Prometheus text exposition of every metric, for every registered

@@ -523,11 +523,14 @@ fn killed_database_connections_are_replaced_and_never_lent() {
         let app = format!("victim_{mode}");
         let mut s = Server::start(&url_with(&app), &[("POOL_MODE", mode), ("POOL_SIZE", "2")]);
         wait_for_200(s.addr, "/types", Duration::from_secs(10));
+        // Shared mode adds connections of its own for the `starts` pages.
+        let size = pool_gauge(s.addr, "bakeoff_pool_size") as i64;
+        assert!(size >= 2, "{mode}: pool size {size}");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while backends(&mut client, &app) < 2 {
+        while backends(&mut client, &app) < size {
             assert!(
                 Instant::now() < deadline,
-                "the pool never opened 2 connections"
+                "{mode}: the pool never opened {size} connections"
             );
             thread::sleep(Duration::from_millis(20));
         }
@@ -541,11 +544,16 @@ fn killed_database_connections_are_replaced_and_never_lent() {
             )
             .unwrap()
             .get(0);
-        assert_eq!(killed, 2, "{mode}");
+        assert_eq!(killed, size, "{mode}");
         thread::sleep(Duration::from_millis(200));
         let mut conn = Conn::connect(s.addr);
         for i in 0..40 {
-            let target = ["/types", "/contacts/3", "/contacts/fetch?limit=3"][i % 3];
+            let target = [
+                "/types",
+                "/contacts/3",
+                "/contacts/fetch?limit=3",
+                "/contacts/for?limit=3&starts=m",
+            ][i % 4];
             let r = conn.get(target);
             assert_eq!(
                 r.status, 200,
@@ -584,8 +592,8 @@ fn killed_database_connections_are_replaced_and_never_lent() {
         figure(
             test,
             format!(
-                "{mode}: both pooled connections killed under load: {failed} requests in flight \
-                 on them got 503, the next {after} all 200"
+                "{mode}: all {size} pooled connections killed under load: {failed} requests in \
+                 flight on them got 503, the next {after} all 200"
             ),
         );
         assert_alive(&mut s);
@@ -819,44 +827,51 @@ fn starts_pages_are_planned_for_their_own_parameters_after_heavy_ones() {
     const CALLS: usize = 40;
     let mut client = pg_client();
     let prefix_index = "contacts_lower_last_name";
-    let (prefix_before, pkey_before) = (
-        index_scans(&mut client, prefix_index),
-        index_scans(&mut client, "contacts_pkey"),
-    );
-
-    {
-        let s = Server::start(&url_with("plans"), &[("POOL_SIZE", "1")]);
-        // Fresh connections, so that both per-core pools see the mix.
-        for target in [HEAVY, LIGHT] {
-            for _ in 0..CALLS {
-                let r = http::get(s.addr, target);
-                assert_eq!(r.status, 200, "{target}: {r}");
+    // Shared mode prepares the statement on connections whose sessions plan
+    // per call; exclusive mode sends it unnamed.
+    for mode in ["shared", "exclusive"] {
+        let (prefix_before, pkey_before) = (
+            index_scans(&mut client, prefix_index),
+            index_scans(&mut client, "contacts_pkey"),
+        );
+        {
+            let s = Server::start(
+                &url_with("plans"),
+                &[("POOL_SIZE", "1"), ("POOL_MODE", mode)],
+            );
+            // Fresh connections, so that both per-core pools see the mix.
+            for target in [HEAVY, LIGHT] {
+                for _ in 0..CALLS {
+                    let r = http::get(s.addr, target);
+                    assert_eq!(r.status, 200, "{mode}: {target}: {r}");
+                }
             }
-        }
-    } // The server stops; its backends report their counters as they exit.
+        } // The server stops; its backends report their counters as they exit.
 
-    // Each page is one scan of either index: wait until all are counted.
-    let started = Instant::now();
-    let (prefix_scans, pkey_scans) = loop {
-        let scans = (
-            index_scans(&mut client, prefix_index) - prefix_before,
-            index_scans(&mut client, "contacts_pkey") - pkey_before,
+        // Each page is one scan of either index: wait until all are counted.
+        let started = Instant::now();
+        let (prefix_scans, pkey_scans) = loop {
+            let scans = (
+                index_scans(&mut client, prefix_index) - prefix_before,
+                index_scans(&mut client, "contacts_pkey") - pkey_before,
+            );
+            if scans.0 + scans.1 >= 2 * CALLS as i64 {
+                break scans;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{mode}: PostgreSQL counted {scans:?} scans of ({prefix_index}, contacts_pkey) \
+                 for {} pages",
+                2 * CALLS
+            );
+            thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(
+            prefix_scans, 0,
+            "{mode}: {prefix_scans} pages went through {prefix_index} (a generic plan), \
+             {pkey_scans} along contacts_pkey"
         );
-        if scans.0 + scans.1 >= 2 * CALLS as i64 {
-            break scans;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "PostgreSQL counted {scans:?} scans of ({prefix_index}, contacts_pkey) for {} pages",
-            2 * CALLS
-        );
-        thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(
-        prefix_scans, 0,
-        "{prefix_scans} pages went through {prefix_index} (a generic plan), {pkey_scans} \
-         along contacts_pkey"
-    );
+    }
 
     // The control: the same calls through one prepared statement do switch
     // to the generic plan, so the sequence above is one that springs the
@@ -883,7 +898,7 @@ fn starts_pages_are_planned_for_their_own_parameters_after_heavy_ones() {
         "plans",
         format!(
             "{CALLS} × {HEAVY} then {CALLS} × {LIGHT}: the server's pages never used \
-             {prefix_index}; one prepared statement given the same calls ran \
+             {prefix_index}, in shared or exclusive pool mode; one prepared statement given the same calls ran \
              {generic} of them on the generic plan"
         ),
     );
