@@ -108,9 +108,7 @@ impl Connection {
     fn prepared(&self, query: Query) -> Option<&Statement> {
         self.statements[query.index()].as_ref()
     }
-}
 
-impl Connection {
     /// Runs `query` and returns its rows as a stream, read as they arrive.
     #[inline]
     pub async fn query_raw(
