@@ -173,6 +173,7 @@ def cmd_parse_pgbench(args):
         "latency_avg_us": float(latency.group(1)) * 1000 if latency else None,
         "script": read_text(args.script),
         "variables": args.var,
+        "pgoptions": args.pgoptions,
     }
     print(json.dumps(out))
     return 0
@@ -469,6 +470,7 @@ def main():
     p.add_argument("--run", type=int, required=True)
     p.add_argument("--script", required=True)
     p.add_argument("--var", action="append", default=[], help="a -D NAME=VALUE given to pgbench")
+    p.add_argument("--pgoptions", default="", help="PGOPTIONS pgbench ran with (session settings)")
     p.set_defaults(func=cmd_parse_pgbench)
 
     p = sub.add_parser("report")

@@ -120,6 +120,13 @@ declare -A WORKLOAD_SQL=(
 	[contact_random]="contact.sql random"
 )
 
+# The session settings the server gives the connections a workload's
+# statement runs on (src/db.rs), so that its ceiling plans it the same way:
+# the `starts` page is planned for its parameters on every call.
+declare -A WORKLOAD_PGOPTIONS=(
+	[fetch_starts]="-c plan_cache_mode=force_custom_plan"
+)
+
 PIPELINE_DEPTH=16
 
 is_workload() {
@@ -622,13 +629,15 @@ pgbench_vars() {
 }
 
 # pgbench_run WORKLOAD SECONDS SCRIPT OUT_FILE: `pgbench -M prepared -n` with
-# wrk's client and thread counts against DB_URL, pinned like wrk.
+# wrk's client and thread counts against DB_URL, pinned like wrk, in sessions
+# set up like the server's for that workload (WORKLOAD_PGOPTIONS).
 pgbench_run() {
 	local workload=$1 seconds=$2 script=$3 out=$4 var defs=()
 	while IFS= read -r var; do
 		defs+=(-D "$var")
 	done < <(pgbench_vars "$workload")
-	if ! run_child "$out" "${PIN_WRK_CMD[@]}" "$(tool_path pgbench)" -M prepared -n \
+	if ! PGOPTIONS="${WORKLOAD_PGOPTIONS[$workload]:-}" run_child "$out" "${PIN_WRK_CMD[@]}" \
+		"$(tool_path pgbench)" -M prepared -n \
 		-c "$CONNECTIONS" -j "$THREADS" -T "$seconds" -f "$script" "${defs[@]}" "$DB_URL"; then
 		cat "$out" >&2
 		warn "pgbench failed on $workload (its output is above); no ceiling for it"

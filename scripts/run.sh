@@ -408,7 +408,7 @@ measure_workload() {
 		while IFS= read -r var; do vars+=(--var "$var"); done < <(pgbench_vars "$w")
 		if pgbench_run "$w" "$DURATION" "$script" "$out"; then
 			bench_py parse-pgbench "$out" --workload "$w" --run "$run" --script "$script" \
-				"${vars[@]}" >>"$MEASUREMENTS"
+				--pgoptions "${WORKLOAD_PGOPTIONS[$w]:-}" "${vars[@]}" >>"$MEASUREMENTS"
 		fi
 		;;
 	esac
