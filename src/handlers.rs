@@ -49,14 +49,17 @@ pub fn metrics() -> Response<Body> {
     response
 }
 
-/// `GET /readyz`: a pooled connection answers a round trip.
+/// `GET /readyz`: a pooled connection answers a round trip, and so does one
+/// of the connections for the `starts` pages where they have their own.
 pub async fn readyz(db: &Db) -> Result<Response<Body>, ApiError> {
-    let connection = db.connection().await?;
-    connection
-        .client
-        .simple_query("")
-        .await
-        .map_err(db::query_failed)?;
+    for pool in std::iter::once(db).chain(db.per_call_plans()) {
+        let connection = pool.connection().await?;
+        connection
+            .client
+            .simple_query("")
+            .await
+            .map_err(db::query_failed)?;
+    }
     Ok(response::ok(Bytes::from_static(br#"{"status":"ready"}"#)))
 }
 
