@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
@@ -164,36 +164,44 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                 let _runtime = signal_runtime.enter();
                 Signals::install()?
             };
-            describe(
-                address,
-                "per-core",
-                pool.size * workers as u32,
-                pool.per_call_plans_size() * workers as u32,
-            );
+            let runtimes = (0..workers)
+                .map(|_| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|error| format!("cannot start the runtime: {error}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // Met twice by every worker and this thread: once every pool is
+            // registered for `/metrics`, so that the first scrape after the
+            // start line counts them all; then once the line is written. No
+            // pool has tried to connect before that (its tasks first run at
+            // the worker's first await), so its errors come after the line.
+            let started = Arc::new(Barrier::new(workers + 1));
             let (stop, stopped) = watch::channel(false);
             let threads: Vec<_> = listeners
                 .into_iter()
+                .zip(runtimes)
                 .enumerate()
-                .map(|(index, listener)| {
-                    let (postgres, pool, http, stopped) = (
+                .map(|(index, (listener, runtime))| {
+                    let (postgres, pool, http, stopped, started) = (
                         postgres.clone(),
                         pool.clone(),
                         http.clone(),
                         stopped.clone(),
+                        Arc::clone(&started),
                     );
                     thread::Builder::new()
                         .name(format!("bakeoff-{index}"))
                         .spawn(move || -> Result<(), String> {
-                            let runtime = tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                                .map_err(|error| format!("cannot start the runtime: {error}"))?;
                             let served = runtime.block_on(async {
                                 let state: &'static State = Box::leak(Box::new(State {
                                     db: Db::new(postgres, &pool),
                                     fib,
                                 }));
                                 metrics::register_pool(&state.db);
+                                started.wait();
+                                started.wait();
                                 server::serve(listener, state, http, stopped)
                                     .await
                                     .map_err(|error| error.to_string())
@@ -204,6 +212,14 @@ fn run_server(config: &ServeConfig) -> Result<(), String> {
                         .map_err(|error| format!("cannot start a worker thread: {error}"))
                 })
                 .collect::<Result<_, _>>()?;
+            started.wait();
+            describe(
+                address,
+                "per-core",
+                pool.size * workers as u32,
+                pool.per_call_plans_size() * workers as u32,
+            );
+            started.wait();
             signal_runtime.block_on(stop_on_signal(signals, stop));
             for thread in threads {
                 thread
