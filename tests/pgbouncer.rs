@@ -37,6 +37,13 @@ const SERVICE_UNAVAILABLE: &str = r#"{"detail":"Service Unavailable"}"#;
 /// Connections each server opens (its POOL_SIZE).
 const SERVER_POOL: u32 = 4;
 
+/// Connections a server opens in shared, prepared mode: POOL_SIZE, plus a
+/// quarter of each worker's share (rounded up) for the `starts` pages, so
+/// one more per worker with WORKER_THREADS 2 (docs/DEPLOY.md, "The
+/// connection budget"). Session pooling must lend each of them a PostgreSQL
+/// connection, or the ones left waiting are never usable.
+const SERVER_CONNECTIONS_PREPARED: u32 = SERVER_POOL + 2;
+
 /// One test at a time: one of them locks a table of the shared cluster, and
 /// the load of one would distort another's on two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -291,11 +298,19 @@ fn session_pooling_with_prepared_statements_works_as_pgbouncer_comes_and_keeps_t
     // PgBouncer's defaults: the server sends no startup options (PgBouncer
     // refuses `options`); it sets its statement timeout with a `SET` on each
     // new connection, which session pooling keeps for the server's session.
-    let bouncer = bouncer(&Config::new(PoolMode::Session, SERVER_POOL));
+    let bouncer = bouncer(&Config::new(PoolMode::Session, SERVER_CONNECTIONS_PREPARED));
     let s = server(
         &bouncer.url("postgres", DBNAME),
         "prepared",
         &[("STATEMENT_TIMEOUT_MS", "300")],
+    );
+    let metrics = http::get(s.addr, "/metrics");
+    assert!(
+        metrics
+            .body_str()
+            .lines()
+            .any(|line| line == format!("bakeoff_pool_size {SERVER_CONNECTIONS_PREPARED}")),
+        "PgBouncer's session pool is sized for {SERVER_CONNECTIONS_PREPARED} connections: {metrics}"
     );
     assert_every_endpoint(s.addr);
     let tally = load(&[s.addr], 4, 50);
