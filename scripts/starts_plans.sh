@@ -28,8 +28,9 @@ done
 : "${DATABASE_URL:?starts_plans.sh: set DATABASE_URL to a database seeded with bakeoff seed}"
 command -v wrk >/dev/null || { echo "starts_plans.sh: wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 
+# The harness's own free-port finder.
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 "$(dirname "$0")/bench.py" free-port
 }
 
 # measure BINARY fresh|primed: prints the req/s of one measurement.

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use support::http::{self, Conn, Response};
 use support::model::{self, Contact};
 use support::{
-    Server, addr, assert_422, assert_body, assert_error, assert_json_type, assert_no_leak, fixture,
-    pct, server,
+    Server, addr, assert_422, assert_alive, assert_body, assert_error, assert_json_type,
+    assert_no_leak, fixture, pct, server,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -1274,16 +1274,7 @@ fn malformed_requests_neither_crash_the_server_nor_leak_internals() {
         &f.snapshot.contact_json(1).unwrap(),
     );
     assert_body("/version", &http::get(s.addr, "/version"), &version_body());
-    assert!(
-        s.exit_status().is_none(),
-        "the server exited:\n{}",
-        s.stderr()
-    );
-    let stderr = s.stderr();
-    assert!(
-        !stderr.contains("panicked"),
-        "the server panicked:\n{stderr}"
-    );
+    assert_alive(&mut s);
 }
 
 #[test]

@@ -26,7 +26,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use support::http::{self, Conn, Response};
-use support::{Server, assert_no_leak, fixture, pct, pg};
+use support::{Server, assert_alive, assert_no_leak, fixture, pct, pg};
 
 const SERVICE_UNAVAILABLE: &str = r#"{"detail":"Service Unavailable"}"#;
 /// A password that must never show in a response or a log line.
@@ -134,6 +134,15 @@ fn pg_client() -> postgres::Client {
         .expect("connect to the test database")
 }
 
+/// Opens a transaction on `client` that holds an ACCESS EXCLUSIVE lock on
+/// `contacts` (every query of that table waits) until it ends.
+fn lock_contacts(client: &mut postgres::Client) -> postgres::Transaction<'_> {
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    tx
+}
+
 /// `DATABASE_URL` of the shared test cluster with a password (ignored by
 /// its trust authentication, so it only travels through the server's
 /// configuration and logs) and an application name of the test's own, so
@@ -171,21 +180,6 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count()
-}
-
-/// Asserts the server is still running and never panicked.
-#[track_caller]
-fn assert_alive(s: &mut Server) {
-    assert!(
-        s.exit_status().is_none(),
-        "the server exited:\n{}",
-        s.stderr()
-    );
-    let stderr = s.stderr();
-    assert!(
-        !stderr.contains("panicked"),
-        "the server panicked:\n{stderr}"
-    );
 }
 
 /// Seeds a cluster of a test's own with `bakeoff seed`.
@@ -619,9 +613,7 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
         );
         wait_for_200(s.addr, "/contacts/1", Duration::from_secs(10));
         let mut locker = pg_client();
-        let mut tx = locker.transaction().unwrap();
-        tx.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
-            .unwrap();
+        let tx = lock_contacts(&mut locker);
 
         let a = s.addr;
         // One query stuck: /types, which reads contact_types (not locked),
@@ -2077,9 +2069,7 @@ fn sigterm_and_sigint_let_requests_in_flight_finish_then_exit_0() {
         wait_for_200(a, "/contacts/1", Duration::from_secs(10));
         let mut admin = pg_client();
         let mut locker = pg_client();
-        let mut tx = locker.transaction().unwrap();
-        tx.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
-            .unwrap();
+        let tx = lock_contacts(&mut locker);
 
         let fib = thread::spawn(move || {
             let answer = timed_get(a, "/fibonacci/40");
@@ -2173,9 +2163,7 @@ fn the_drain_timeout_bounds_the_shutdown() {
     wait_for_200(a, "/contacts/1", Duration::from_secs(10));
     let mut admin = pg_client();
     let mut locker = pg_client();
-    let mut tx = locker.transaction().unwrap();
-    tx.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
+    let tx = lock_contacts(&mut locker);
     let held = thread::spawn(move || timed_get(a, "/contacts/1"));
     wait_for_lock_wait(&mut admin, app);
     s.signal(libc::SIGTERM);
@@ -2589,17 +2577,13 @@ fn no_response_or_log_line_shows_secrets_sql_or_internals() {
     wait_for_200(up.addr, "/types", Duration::from_secs(10));
     let mut admin = pg_client();
     let mut locker = pg_client();
-    let mut tx = locker.transaction().unwrap();
-    tx.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
+    let tx = lock_contacts(&mut locker);
     let r = http::get(up.addr, "/contacts/1");
     assert_eq!(r.status, 503);
     check("statement timeout", &r);
     tx.rollback().unwrap();
     // A connection killed while a query runs on it.
-    let mut tx = locker.transaction().unwrap();
-    tx.batch_execute("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
+    let tx = lock_contacts(&mut locker);
     let a = up.addr;
     let held = thread::spawn(move || http::get(a, "/contacts/2"));
     wait_for_lock_wait(&mut admin, app);

@@ -291,3 +291,18 @@ pub fn assert_bad_setting_refused(var: &str, value: &str) {
         "{var}={value}: the message does not name the setting: {stderr}"
     );
 }
+
+/// Asserts the server is still running and never panicked.
+#[track_caller]
+pub fn assert_alive(s: &mut Server) {
+    assert!(
+        s.exit_status().is_none(),
+        "the server exited:\n{}",
+        s.stderr()
+    );
+    let stderr = s.stderr();
+    assert!(
+        !stderr.contains("panicked"),
+        "the server panicked:\n{stderr}"
+    );
+}
