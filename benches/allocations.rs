@@ -15,11 +15,10 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use bakeoff::db::{Db, PoolMode, PoolOptions, StatementMode};
-use bakeoff::handlers::FibPool;
-use bakeoff::server::{self, HttpOptions, State};
+use bakeoff::config::Cli;
+use bakeoff::startup::{Server, Shutdown};
+use clap::Parser;
 use support::http::Conn;
 
 /// Counts allocations made on threads that asked to be counted.
@@ -38,20 +37,24 @@ thread_local! {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
+        // SAFETY: forwarded unchanged; the caller upholds GlobalAlloc's contract.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; the caller upholds GlobalAlloc's contract.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
+        // SAFETY: forwarded unchanged; the caller upholds GlobalAlloc's contract.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size);
+        // SAFETY: forwarded unchanged; the caller upholds GlobalAlloc's contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -77,10 +80,10 @@ fn main() {
         50
     };
     let fixture = support::fixture();
-    for mode in [PoolMode::Exclusive, PoolMode::Shared] {
+    for mode in ["exclusive", "shared"] {
         let address = start_server(&fixture.database_url, mode);
         println!(
-            "\n{mode:?} pool: allocations per request on the server's threads ({requests} requests each)\n"
+            "\n{mode} pool: allocations per request on the server's threads ({requests} requests each)\n"
         );
         println!("| request | allocations | bytes |");
         println!("| --- | ---: | ---: |");
@@ -120,43 +123,31 @@ fn main() {
     }
 }
 
-/// Runs the server on a counted runtime of its own, on a free port.
-fn start_server(database_url: &str, mode: PoolMode) -> std::net::SocketAddr {
-    let listener = server::bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
-    let address = listener.local_addr().unwrap();
-    let database_url = database_url.to_owned();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .on_thread_start(|| COUNTED.with(|counted| counted.set(true)))
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let postgres =
-                bakeoff::config::postgres_config(&database_url, Duration::from_secs(1)).unwrap();
-            let options = PoolOptions {
-                size: 2,
-                checkout_timeout: Duration::from_secs(1),
-                mode,
-                statements: StatementMode::Prepared,
-                statement_timeout: Duration::from_secs(5),
-            };
-            let state: &'static State = Box::leak(Box::new(State {
-                db: Db::new(postgres, &options),
-                fib: Box::leak(Box::new(FibPool::new(2, 64))),
-            }));
-            let http = HttpOptions {
-                header_read_timeout: Duration::from_secs(10),
-                drain_timeout: Duration::from_secs(1),
-                connection_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(10_000)),
-            };
-            let (_stop, stopped) = tokio::sync::watch::channel(false);
-            tokio::spawn(server::serve(listener, state, http, stopped))
-                .await
-                .unwrap()
-                .unwrap();
-        });
-    });
+/// Runs the real server (through `startup`, as `main` does) on a free
+/// port, with its serving threads counted; it serves until the bench exits.
+fn start_server(database_url: &str, mode: &str) -> std::net::SocketAddr {
+    let cli = Cli::try_parse_from([
+        "bakeoff",
+        "--bind",
+        "127.0.0.1:0",
+        "--database-url",
+        database_url,
+        "--runtime",
+        "multi",
+        "--worker-threads",
+        "2",
+        "--pool-size",
+        "2",
+        "--pool-mode",
+        mode,
+        "--drain-timeout-s",
+        "1",
+    ])
+    .expect("the bench's server settings parse");
+    let server = Server::bind(&cli.serve)
+        .expect("the bench's server binds")
+        .on_thread_start(|| COUNTED.with(|counted| counted.set(true)));
+    let address = server.local_addr();
+    std::thread::spawn(move || server.run(Shutdown::When(Box::pin(std::future::pending()))));
     address
 }

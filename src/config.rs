@@ -1,12 +1,15 @@
 //! The command line and environment: every setting is an environment
-//! variable (twelve-factor) and a flag of the same name; the flag wins.
+//! variable (twelve-factor) and a flag of the same name; the flag wins. The
+//! words of the command line become the other modules' types here.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::db::{PoolMode, StatementMode};
+use crate::db::{PoolMode, PoolOptions, StatementMode};
+use crate::io::Limits;
 
 /// The hand-tuned Rust reference server of the contacts API bake-off.
 #[derive(Debug, Parser)]
@@ -65,6 +68,17 @@ pub struct ServeConfig {
     /// Seconds a client has to send a request's headers.
     #[arg(long, env = "HEADER_READ_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout_s: u64,
+    /// Bytes a request head may take, request line included; past that the
+    /// request is answered 414 (an unfinished request line) or 431 and the
+    /// connection closed. At least 8192.
+    // Every open connection may hold one head: the bound is what a
+    // connection can pin in memory (docs/RELIABILITY.md).
+    #[arg(long, env = "MAX_HEAD_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(8192..=1024 * 1024))]
+    pub max_head_bytes: u32,
+    /// Seconds a client may leave answers unread (the socket taking no
+    /// bytes) before its connection is closed and its buffers freed.
+    #[arg(long, env = "WRITE_TIMEOUT_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout_s: u64,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "DRAIN_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub drain_timeout_s: u64,
@@ -82,14 +96,14 @@ pub struct ServeConfig {
     pub fib_queue: Option<u32>,
     /// `shared`: many requests query one connection at once, pipelined;
     /// `exclusive`: bb8's checkout of a connection per request.
-    #[arg(long, env = "POOL_MODE", value_enum, default_value_t = PoolMode::Shared)]
+    #[arg(long, env = "POOL_MODE", default_value = "shared", value_parser = PossibleValuesParser::new(["shared", "exclusive"]).map(|word| pool_mode(&word)))]
     pub pool_mode: PoolMode,
     /// `prepared`: statements prepared once per connection (direct
     /// connections); `unnamed`: the unnamed statement on every execution,
     /// for transaction-pooling PgBouncer or RDS Proxy. Session settings do
     /// not stick behind such a pooler, so unnamed mode sets no statement
     /// timeout: set it on the role (`sql/roles.sql`) instead.
-    #[arg(long, env = "STATEMENTS", value_enum, default_value_t = StatementMode::Prepared)]
+    #[arg(long, env = "STATEMENTS", default_value = "prepared", value_parser = PossibleValuesParser::new(["prepared", "unnamed"]).map(|word| statement_mode(&word)))]
     pub statements: StatementMode,
     /// Do not count requests for `/metrics` (gauges stay). Exists to
     /// measure what counting costs.
@@ -137,10 +151,43 @@ impl ServeConfig {
         Duration::from_millis(self.pool_timeout_ms)
     }
 
+    /// The pool options, for pools of `size` connections.
+    pub fn pool_options(&self, size: u32) -> PoolOptions {
+        PoolOptions {
+            size,
+            checkout_timeout: self.pool_timeout(),
+            mode: self.pool_mode,
+            statements: self.statements,
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        }
+    }
+
+    /// What every connection's socket wrapper enforces.
+    pub fn connection_limits(&self) -> Limits {
+        Limits {
+            max_head_bytes: self.max_head_bytes as usize,
+            write_timeout: Duration::from_secs(self.write_timeout_s),
+        }
+    }
+
     /// The `/fibonacci` admission limit, defaulting to 64 per core.
     pub fn fib_queue(&self) -> usize {
         self.fib_queue
             .map_or_else(|| 64 * available_cores(), |queue| queue as usize)
+    }
+}
+
+fn pool_mode(word: &str) -> PoolMode {
+    match word {
+        "exclusive" => PoolMode::Exclusive,
+        _ => PoolMode::Shared,
+    }
+}
+
+fn statement_mode(word: &str) -> StatementMode {
+    match word {
+        "unnamed" => StatementMode::Unnamed,
+        _ => StatementMode::Prepared,
     }
 }
 

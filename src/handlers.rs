@@ -1,21 +1,96 @@
-//! One function per endpoint: checked input and the shared state in, a
-//! response or an [`ApiError`] out.
+//! From a request to its response: [`handle`] routes it, `dispatch` calls
+//! the endpoint's function, and each endpoint turns checked input and the
+//! [`State`] into a response or an [`ApiError`].
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::{TryStreamExt, pin_mut};
-use hyper::Response;
+use futures_util::{FutureExt, TryStreamExt, pin_mut};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
 use tokio::sync::Semaphore;
 use tokio_postgres::types::ToSql;
 
-use crate::db::{self, Db, Query};
+use crate::db::{self, Database, Query};
 use crate::error::ApiError;
 use crate::json::write_int;
+use crate::log;
 use crate::metrics;
 use crate::params::{self, INT4_MAX, PageQuery};
 use crate::response::{self, Body};
+use crate::router::{self, Route, RouteLabel};
 use crate::rows::{self, CONTACT_JSON_SIZE, TYPE_JSON_SIZE};
+
+/// What a request handler can reach. One per runtime (so one per core in
+/// the per-core shape), leaked at start: it lives as long as the process,
+/// and a `&'static` costs no reference counting per request.
+pub struct State {
+    /// This runtime's database pools.
+    pub db: Database,
+    /// The process-wide limits of `/fibonacci`.
+    pub fib: &'static FibPool,
+}
+
+/// Answers one request. Never fails: every error becomes its response, and
+/// a panic in a handler becomes a 500 for that request only. Each answer is
+/// counted in the metrics, and logged when the access log is on.
+pub async fn handle(
+    request: Request<Incoming>,
+    state: &'static State,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
+    let timed = metrics::enabled() || log::access_log_enabled();
+    let started = timed.then(Instant::now);
+    let (label, response) = match router::route(request.method(), request.uri().path()) {
+        Ok(route) => {
+            let answer = AssertUnwindSafe(dispatch(route, request.uri().query(), state))
+                .catch_unwind()
+                .await;
+            let response = match answer {
+                Ok(Ok(response)) => response,
+                Ok(Err(error)) => error.into_response(),
+                Err(_panic) => ApiError::Internal.into_response(),
+            };
+            (route.label(), response)
+        }
+        Err(error) => (RouteLabel::Unmatched, error.into_response()),
+    };
+    if let Some(started) = started {
+        let elapsed = started.elapsed();
+        if metrics::enabled() {
+            metrics::record_request(label, response.status().as_u16(), elapsed);
+        }
+        if log::access_log_enabled() {
+            log::access(&request, &response, peer, elapsed);
+        }
+    }
+    Ok(response)
+}
+
+/// Route to handler. Database work is bounded by the database's deadline.
+async fn dispatch(
+    route: Route<'_>,
+    query: Option<&str>,
+    state: &'static State,
+) -> Result<Response<Body>, ApiError> {
+    let db = &state.db;
+    match route {
+        Route::Version => Ok(version()),
+        Route::Types => db.bounded(types(db)).await,
+        Route::ContactsFetch => db.bounded(contacts_fetch(db, query)).await,
+        Route::ContactsFor => db.bounded(contacts_for(db, query)).await,
+        Route::Contact(raw_id) => db.bounded(contact(db, raw_id)).await,
+        Route::Fibonacci(raw_n) => fibonacci(state.fib, raw_n).await,
+        Route::Healthz => Ok(healthz()),
+        Route::Readyz => db.bounded(readyz(db)).await,
+        Route::OpenApi => Ok(openapi()),
+        Route::Metrics => Ok(metrics()),
+    }
+}
 
 /// `{"version":"X.Y.Z"}`, fixed at build time.
 pub const VERSION_BODY: &str = concat!(r#"{"version":""#, env!("CARGO_PKG_VERSION"), r#""}"#);
@@ -51,8 +126,8 @@ pub fn metrics() -> Response<Body> {
 
 /// `GET /readyz`: a pooled connection answers a round trip, and so does one
 /// of the connections for the `starts` pages where they have their own.
-pub async fn readyz(db: &Db) -> Result<Response<Body>, ApiError> {
-    for pool in std::iter::once(db).chain(db.per_call_plans()) {
+pub async fn readyz(db: &Database) -> Result<Response<Body>, ApiError> {
+    for pool in db.pools() {
         let connection = pool.connection().await?;
         connection
             .client
@@ -64,7 +139,7 @@ pub async fn readyz(db: &Db) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /types`: every contact type, read from the database each time.
-pub async fn types(db: &Db) -> Result<Response<Body>, ApiError> {
+pub async fn types(db: &Database) -> Result<Response<Body>, ApiError> {
     let connection = db.connection_for(Query::Types).await?;
     let rows = connection
         .query(Query::Types, &[])
@@ -84,7 +159,7 @@ pub async fn types(db: &Db) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /contacts/{contact_id}`.
-pub async fn contact(db: &Db, raw_id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn contact(db: &Database, raw_id: &str) -> Result<Response<Body>, ApiError> {
     let id = params::path_integer(raw_id, "contact_id", 0, INT4_MAX)? as i32;
     let connection = db.connection_for(Query::Contact).await?;
     let row = connection
@@ -100,7 +175,10 @@ pub async fn contact(db: &Db, raw_id: &str) -> Result<Response<Body>, ApiError> 
 
 /// `GET /contacts/fetch`: the page's rows are collected all at once
 /// (`query`, like asyncpg's `connection.fetch`), then written.
-pub async fn contacts_fetch(db: &Db, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+pub async fn contacts_fetch(
+    db: &Database,
+    query: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
     let page = params::page_query(query)?;
     if names_nothing(&page) {
         return Ok(response::ok(Bytes::from_static(b"[]")));
@@ -127,7 +205,7 @@ pub async fn contacts_fetch(db: &Db, query: Option<&str>) -> Result<Response<Bod
 /// `GET /contacts/for`: the same page, consumed as a stream (`query_raw`,
 /// like an `async for` over a cursor): each contact is written as its row
 /// arrives. The body is the same, byte for byte, as `/contacts/fetch`.
-pub async fn contacts_for(db: &Db, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+pub async fn contacts_for(db: &Database, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let page = params::page_query(query)?;
     if names_nothing(&page) {
         return Ok(response::ok(Bytes::from_static(b"[]")));

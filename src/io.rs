@@ -1,37 +1,73 @@
-//! A socket wrapper that answers a pipelined batch with one write, safely.
+//! The connection's socket as hyper sees it: pipelined answers coalesced into
+//! one write, request heads bounded, and a write timeout. Hand-written: no
+//! crate does this, and it is the pipelined hot path.
 //!
-//! hyper flushes after every response. Its `pipeline_flush` option holds the
-//! flush while unparsed bytes sit in its read buffer, which answers a batch
-//! of pipelined requests with one write instead of one per request (the
-//! `version_pipelined` workload), but it then neither flushes nor caps its
-//! write buffer: a client that pipelines requests and never reads, or whose
-//! last request is still partial, makes answers pile up in memory, and a
-//! complete request's answer waits for the next one.
-//!
-//! This wrapper keeps the gain without those faults. It counts the request
-//! heads (`\r\n\r\n`) that arrive and the responses hyper writes; while more
-//! heads have arrived than responses were written, hyper is about to answer
+//! **Coalescing.** hyper flushes after every response. Its `pipeline_flush`
+//! option holds the flush while unparsed bytes sit in its read buffer, but
+//! it then neither flushes nor caps its write buffer: a client that pipelines
+//! requests and never reads, or whose last request is still partial, makes
+//! answers pile up in memory. This wrapper counts the request heads
+//! (`\r\n\r\n`) that arrive and the responses hyper writes; while more heads
+//! have arrived than responses were written, hyper is about to answer
 //! another pipelined request, so a flush is held back and the response stays
-//! in a buffer of at most [`MAX_HELD`] bytes. Anything else flushes at once:
-//! a lone request, the last of a batch, a partial request, a full buffer.
+//! in a buffer of at most [`MAX_HELD`] bytes. Anything else flushes at once.
 //! A held flush also wakes the connection's task, and the next flush with
 //! nothing new written goes out whatever the count says: no answer is held
-//! for longer than one turn of the scheduler, even when the count is wrong
-//! (a body holding `\r\n\r\n`) or the next answer waits on the database.
-//! Hand-written: no crate does this, and it is the pipelined hot path.
+//! for longer than one turn of the scheduler.
+//!
+//! **Bounded heads.** Every open connection may hold a request head in
+//! memory, so heads are bounded (`--max-head-bytes`, 16 KB by default, as
+//! HAProxy does). The same scan that counts heads measures the current one:
+//! past the bound, the wrapper answers 414 if the request line is still
+//! unfinished (the target is what is long) or 431 otherwise, stops feeding
+//! hyper, and closes after a short lingering read, so that the client reads
+//! the answer rather than a reset. A request body, which this API never
+//! takes, counts against the bound of the next head.
+//!
+//! **Write timeout.** A socket that takes no bytes for `--write-timeout-s`
+//! (a client that stopped reading) ends the connection with an error, which
+//! frees its buffers; a slow reader that makes progress is never cut off.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::activity::Activity;
 
 /// Most bytes of responses held back before they are written regardless.
 pub const MAX_HELD: usize = 64 * 1024;
 
-/// The connection's socket, with pipelined answers coalesced.
+/// How long a refused connection reads (and discards) what the client is
+/// still sending before it closes, and how much: closing with unread bytes
+/// would send a reset that can destroy the answer before the client reads it.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+static URI_TOO_LONG: &[u8] =
+    b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+static HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// The settings of every connection's wrapper.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest request head, request line included.
+    pub max_head_bytes: usize,
+    /// How long the socket may take no bytes of an answer.
+    pub write_timeout: Duration,
+}
+
+/// The connection's socket, with pipelined answers coalesced, heads
+/// bounded and writes timed.
 pub struct Coalescing<S> {
     inner: S,
+    limits: Limits,
+    activity: Arc<Activity>,
     /// Responses written by hyper but not yet to the socket.
     held: Vec<u8>,
     /// How many bytes of `held` the socket has taken.
@@ -42,36 +78,75 @@ pub struct Coalescing<S> {
     responses_written: u64,
     /// The last bytes of the previous read, for a `\r\n\r\n` split by it.
     tail: [u8; 3],
+    /// Bytes of the current request head read so far.
+    head_bytes: usize,
+    /// The current head's request line is not finished yet.
+    in_request_line: bool,
     /// The last flush was held and nothing was written since: the next one
     /// writes, so a response waiting on a slow handler is never spun on.
     flush_held: bool,
+    /// Runs while the socket takes no bytes (write timeout), or while a
+    /// refused connection lingers; allocated the first time it is needed.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The write timer is running.
+    stalled: bool,
+    /// A head over the bound was answered: hyper gets no more bytes.
+    refused: Option<Refusal>,
+}
+
+/// A connection whose head was over the bound, lingering before it closes.
+struct Refusal {
+    /// Bytes read and discarded since.
+    discarded: usize,
 }
 
 impl<S> Coalescing<S> {
     /// Wraps a socket.
-    pub fn new(inner: S) -> Self {
+    pub fn new(inner: S, limits: Limits, activity: Arc<Activity>) -> Self {
         Coalescing {
             inner,
+            limits,
+            activity,
             held: Vec::new(),
             written: 0,
             heads_read: 0,
             responses_written: 0,
             tail: [0; 3],
+            head_bytes: 0,
+            in_request_line: true,
             flush_held: false,
+            timer: None,
+            stalled: false,
+            refused: None,
         }
     }
 
-    /// Counts the request heads ending in `bytes`.
-    fn count_heads(&mut self, bytes: &[u8]) {
-        let mut window = [0u8; 3];
-        window.copy_from_slice(&self.tail);
+    /// Counts the request heads ending in `bytes` and measures the current
+    /// one. Returns the answer to send when a head passes the bound.
+    fn scan(&mut self, bytes: &[u8]) -> Option<&'static [u8]> {
+        let mut window = self.tail;
         for &byte in bytes {
-            if byte == b'\n' && window == *b"\r\n\r" {
-                self.heads_read += 1;
+            self.head_bytes += 1;
+            if self.head_bytes > self.limits.max_head_bytes {
+                // Decided where the bound is crossed: the rest is never read.
+                return Some(match self.in_request_line {
+                    true => URI_TOO_LONG,
+                    false => HEAD_TOO_LARGE,
+                });
+            }
+            if byte == b'\n' {
+                if window == *b"\r\n\r" {
+                    self.heads_read += 1;
+                    self.head_bytes = 0;
+                    self.in_request_line = true;
+                } else {
+                    self.in_request_line = false;
+                }
             }
             window = [window[1], window[2], byte];
         }
         self.tail = window;
+        None
     }
 
     /// More requests have arrived than were answered: another answer is
@@ -79,13 +154,58 @@ impl<S> Coalescing<S> {
     fn more_answers_coming(&self) -> bool {
         self.heads_read > self.responses_written
     }
+
+    /// Starts (or resets) the timer to fire `after` from now.
+    fn start_timer(&mut self, after: Duration) {
+        let deadline = Instant::now() + after;
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// Whether the running timer has fired (registering a wake-up if not).
+    fn timer_fired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
+    }
+
+    /// The socket answered a write with `poll`: a `Pending` starts or checks
+    /// the write timeout, anything else stops it.
+    fn timed<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Pending => {
+                if !self.stalled {
+                    self.stalled = true;
+                    self.activity.set_unwritten(true);
+                    self.start_timer(self.limits.write_timeout);
+                }
+                match self.timer_fired(cx) {
+                    true => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took no bytes for the write timeout",
+                    ))),
+                    false => Poll::Pending,
+                }
+            }
+            ready => {
+                if self.stalled {
+                    self.stalled = false;
+                    self.activity.set_unwritten(!self.held.is_empty());
+                }
+                ready
+            }
+        }
+    }
 }
 
 impl<S: AsyncWrite + Unpin> Coalescing<S> {
     /// Writes out everything held.
     fn poll_write_held(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.written < self.held.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held[self.written..]))?;
+            let poll = Pin::new(&mut self.inner).poll_write(cx, &self.held[self.written..]);
+            let n = ready!(self.timed(cx, poll))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -93,22 +213,58 @@ impl<S: AsyncWrite + Unpin> Coalescing<S> {
         }
         self.held.clear();
         self.written = 0;
+        self.activity.set_unwritten(false);
         Poll::Ready(Ok(()))
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Coalescing<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Coalescing<S> {
+    /// A refused connection: write the answer, read and discard what the
+    /// client still sends for a moment, then tell hyper the stream ended.
+    #[cold]
+    fn poll_linger(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_held(cx))?;
+        let before = buf.filled().len();
+        loop {
+            let discarded = self.refused.as_ref().map_or(0, |refusal| refusal.discarded);
+            if discarded >= LINGER_BYTES || self.timer_fired(cx) {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+            let read = buf.filled().len() - before;
+            buf.set_filled(before);
+            if read == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(refusal) = &mut self.refused {
+                refusal.discarded += read;
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalescing<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.refused.is_some() {
+            return this.poll_linger(cx, buf);
+        }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        let filled = buf.filled();
-        let new = &filled[before..];
-        this.count_heads(new);
+        let new = &buf.filled()[before..];
+        if let Some(answer) = this.scan(new) {
+            // hyper never sees the bytes past the bound.
+            buf.set_filled(before);
+            this.held.extend_from_slice(answer);
+            this.activity.set_unwritten(true);
+            this.refused = Some(Refusal { discarded: 0 });
+            this.start_timer(LINGER);
+            return this.poll_linger(cx, buf);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -139,13 +295,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
         }
         if this.held.is_empty() && !this.more_answers_coming() {
             // Nothing to coalesce with: straight to the socket, no copy.
-            let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, slices))?;
+            let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, slices);
+            let n = ready!(this.timed(cx, poll))?;
             this.responses_written += 1;
             return Poll::Ready(Ok(n));
         }
         for slice in slices {
             this.held.extend_from_slice(slice);
         }
+        this.activity.set_unwritten(true);
         this.responses_written += 1;
         this.flush_held = false;
         Poll::Ready(Ok(total))
@@ -173,7 +331,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
         }
         this.flush_held = false;
         ready!(this.poll_write_held(cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.timed(cx, poll)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -187,14 +346,46 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
 mod tests {
     use super::*;
 
+    fn wrapper(max_head_bytes: usize) -> Coalescing<()> {
+        let limits = Limits {
+            max_head_bytes,
+            write_timeout: Duration::from_secs(30),
+        };
+        Coalescing::new((), limits, Arc::default())
+    }
+
     #[test]
     fn heads_are_counted_across_reads() {
-        let mut io = Coalescing::new(());
-        io.count_heads(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r");
+        let mut io = wrapper(16 * 1024);
+        io.scan(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r");
         assert_eq!(io.heads_read, 1);
-        io.count_heads(b"\n");
+        io.scan(b"\n");
         assert_eq!(io.heads_read, 2);
-        io.count_heads(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+        io.scan(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
         assert_eq!(io.heads_read, 4);
+    }
+
+    #[test]
+    fn a_head_past_the_bound_is_answered_414_in_its_request_line_and_431_after() {
+        let mut io = wrapper(64);
+        let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(70));
+        assert_eq!(io.scan(long_target.as_bytes()), Some(URI_TOO_LONG));
+
+        let mut io = wrapper(64);
+        assert_eq!(io.scan(b"GET /version HTTP/1.1\r\n"), None);
+        let long_header = format!("X-Long: {}\r\n", "b".repeat(60));
+        assert_eq!(io.scan(long_header.as_bytes()), Some(HEAD_TOO_LARGE));
+    }
+
+    #[test]
+    fn the_bound_applies_to_each_head_not_to_the_connection() {
+        let mut io = wrapper(64);
+        for _ in 0..100 {
+            assert_eq!(io.scan(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        }
+        assert_eq!(io.heads_read, 100);
+        // Split across reads, a head is measured whole.
+        assert_eq!(io.scan(b"GET /version HTTP/1.1\r\nX-A: "), None);
+        assert_eq!(io.scan(&[b'c'; 40]), Some(HEAD_TOO_LARGE));
     }
 }

@@ -11,56 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::db::Db;
-use crate::router::Route;
-
-/// What `/metrics` calls a route: one per endpoint, plus the unmatched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteLabel {
-    Version,
-    Types,
-    ContactsFetch,
-    ContactsFor,
-    Contact,
-    Fibonacci,
-    Healthz,
-    Readyz,
-    OpenApi,
-    Metrics,
-    /// No route matched (404), or a method other than GET or HEAD (405).
-    Unmatched,
-}
-
-impl From<Route<'_>> for RouteLabel {
-    fn from(route: Route<'_>) -> RouteLabel {
-        match route {
-            Route::Version => RouteLabel::Version,
-            Route::Types => RouteLabel::Types,
-            Route::ContactsFetch => RouteLabel::ContactsFetch,
-            Route::ContactsFor => RouteLabel::ContactsFor,
-            Route::Contact(_) => RouteLabel::Contact,
-            Route::Fibonacci(_) => RouteLabel::Fibonacci,
-            Route::Healthz => RouteLabel::Healthz,
-            Route::Readyz => RouteLabel::Readyz,
-            Route::OpenApi => RouteLabel::OpenApi,
-            Route::Metrics => RouteLabel::Metrics,
-        }
-    }
-}
-
-const ROUTES: [(RouteLabel, &str); 11] = [
-    (RouteLabel::Version, "/version"),
-    (RouteLabel::Types, "/types"),
-    (RouteLabel::ContactsFetch, "/contacts/fetch"),
-    (RouteLabel::ContactsFor, "/contacts/for"),
-    (RouteLabel::Contact, "/contacts/{contact_id}"),
-    (RouteLabel::Fibonacci, "/fibonacci/{n}"),
-    (RouteLabel::Healthz, "/healthz"),
-    (RouteLabel::Readyz, "/readyz"),
-    (RouteLabel::OpenApi, "/openapi.json"),
-    (RouteLabel::Metrics, "/metrics"),
-    (RouteLabel::Unmatched, "unmatched"),
-];
+use crate::router::RouteLabel;
 
 /// The statuses the server answers with; anything else is counted as "other".
 const STATUSES: [u16; 8] = [200, 400, 404, 405, 422, 500, 503, 0];
@@ -76,10 +27,10 @@ const SHARDS: usize = 16;
 /// One thread's counters, alone on its cache lines.
 #[repr(align(128))]
 struct Shard {
-    requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
+    requests: [[AtomicU64; STATUSES.len()]; RouteLabel::ALL.len()],
     /// Per route: counts per bucket (not cumulative), then +Inf.
-    latency_buckets: [[AtomicU64; BUCKETS_US.len() + 1]; ROUTES.len()],
-    latency_sum_us: [AtomicU64; ROUTES.len()],
+    latency_buckets: [[AtomicU64; BUCKETS_US.len() + 1]; RouteLabel::ALL.len()],
+    latency_sum_us: [AtomicU64; RouteLabel::ALL.len()],
     open_connections: AtomicI64,
     waiting_for_database: AtomicI64,
 }
@@ -87,10 +38,11 @@ struct Shard {
 impl Shard {
     const fn new() -> Shard {
         Shard {
-            requests: [const { [const { AtomicU64::new(0) }; STATUSES.len()] }; ROUTES.len()],
+            requests: [const { [const { AtomicU64::new(0) }; STATUSES.len()] };
+                RouteLabel::ALL.len()],
             latency_buckets: [const { [const { AtomicU64::new(0) }; BUCKETS_US.len() + 1] };
-                ROUTES.len()],
-            latency_sum_us: [const { AtomicU64::new(0) }; ROUTES.len()],
+                RouteLabel::ALL.len()],
+            latency_sum_us: [const { AtomicU64::new(0) }; RouteLabel::ALL.len()],
             open_connections: AtomicI64::new(0),
             waiting_for_database: AtomicI64::new(0),
         }
@@ -164,26 +116,68 @@ pub fn add_waiting_for_database(delta: i64) {
         .fetch_add(delta, Ordering::Relaxed);
 }
 
-/// The process's pools: one, or one per core. Registered at start.
-static POOLS: Mutex<Vec<&'static Db>> = Mutex::new(Vec::new());
+/// What a pool reports to `/metrics`: the database provides it through
+/// [`PoolGaugeSource`], so this module never depends on the database's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// Connections the pool keeps.
+    pub size: u64,
+    /// Connections open now.
+    pub connections: u64,
+    /// Open connections idle in bb8 (shared mode holds them all out).
+    pub idle: u64,
+    /// Checkouts that had to wait.
+    pub waited: u64,
+    /// Checkouts that timed out.
+    pub timed_out: u64,
+    /// Pools that find the database unreachable and fail fast (0 or 1 each).
+    pub down: u64,
+}
 
-/// Adds a pool, and the pool of per-call-planned connections it may
-/// have, to those `/metrics` reports.
-pub fn register_pool(db: &'static Db) {
-    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
-    pools.push(db);
-    pools.extend(db.per_call_plans());
+impl std::iter::Sum for PoolGauges {
+    fn sum<I: Iterator<Item = PoolGauges>>(gauges: I) -> PoolGauges {
+        gauges.fold(PoolGauges::default(), |total, pool| PoolGauges {
+            size: total.size + pool.size,
+            connections: total.connections + pool.connections,
+            idle: total.idle + pool.idle,
+            waited: total.waited + pool.waited,
+            timed_out: total.timed_out + pool.timed_out,
+            down: total.down + pool.down,
+        })
+    }
+}
+
+/// Something that can report pool gauges: the pools of one database.
+pub trait PoolGaugeSource: Send + Sync {
+    /// The gauges now.
+    fn pool_gauges(&self) -> PoolGauges;
+}
+
+/// The process's databases: one, or one per core. Registered at start.
+static POOLS: Mutex<Vec<&'static dyn PoolGaugeSource>> = Mutex::new(Vec::new());
+
+/// Adds a source to those `/metrics` reports.
+pub fn register_pool(source: &'static dyn PoolGaugeSource) {
+    POOLS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(source);
 }
 
 /// The Prometheus text exposition of every metric, for every registered
 /// pool. The lock is taken here only, never on the request path.
 pub fn render_all() -> String {
-    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    render(&pools)
+    let pools: PoolGauges = POOLS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|source| source.pool_gauges())
+        .sum();
+    render(pools)
 }
 
-/// The Prometheus text exposition of every metric for these pools.
-pub fn render(pools: &[&Db]) -> String {
+/// The Prometheus text exposition of every metric, with these pool gauges.
+pub fn render(pools: PoolGauges) -> String {
     let mut out = String::with_capacity(16 * 1024);
     render_requests(&mut out);
     render_gauges(&mut out, pools);
@@ -201,7 +195,8 @@ where
 fn render_requests(out: &mut String) {
     out.push_str("# HELP bakeoff_requests_total Requests answered, by route and status.\n");
     out.push_str("# TYPE bakeoff_requests_total counter\n");
-    for (route_index, (_, route)) in ROUTES.iter().enumerate() {
+    for (route_index, label) in RouteLabel::ALL.iter().enumerate() {
+        let route = label.template();
         for (status_index, status) in STATUSES.iter().enumerate() {
             let count: u64 =
                 sum(|shard| shard.requests[route_index][status_index].load(Ordering::Relaxed));
@@ -223,7 +218,8 @@ fn render_requests(out: &mut String) {
         "# HELP bakeoff_request_duration_seconds Time from request head to response, by route.\n",
     );
     out.push_str("# TYPE bakeoff_request_duration_seconds histogram\n");
-    for (route_index, (_, route)) in ROUTES.iter().enumerate() {
+    for (route_index, label) in RouteLabel::ALL.iter().enumerate() {
+        let route = label.template();
         let mut cumulative = 0;
         for bucket in 0..=BUCKETS_US.len() {
             cumulative +=
@@ -250,18 +246,17 @@ fn render_requests(out: &mut String) {
     }
 }
 
-fn render_gauges(out: &mut String, pools: &[&Db]) {
+fn render_gauges(out: &mut String, pools: PoolGauges) {
     let open: i64 = sum(|shard| shard.open_connections.load(Ordering::Relaxed));
     let waiting: i64 = sum(|shard| shard.waiting_for_database.load(Ordering::Relaxed));
-    let (mut size, mut connections, mut idle, mut waited, mut timed_out) = (0, 0, 0, 0, 0);
-    for pool in pools {
-        let state = pool.state();
-        size += u64::from(pool.size());
-        connections += u64::from(state.connections);
-        idle += u64::from(state.idle_connections);
-        waited += state.statistics.get_waited;
-        timed_out += state.statistics.get_timed_out;
-    }
+    let PoolGauges {
+        size,
+        connections,
+        idle,
+        waited,
+        timed_out,
+        down,
+    } = pools;
     for (name, kind, help, value) in [
         (
             "bakeoff_open_connections",
@@ -286,6 +281,12 @@ fn render_gauges(out: &mut String, pools: &[&Db]) {
             "gauge",
             "Open PostgreSQL connections idle in bb8 (shared mode holds them all out).",
             idle.to_string(),
+        ),
+        (
+            "bakeoff_pool_down",
+            "gauge",
+            "Pools that find the database unreachable and answer 503 at once.",
+            down.to_string(),
         ),
         (
             "bakeoff_pool_waiting_requests",
@@ -378,7 +379,7 @@ mod tests {
     fn rendering_shows_recorded_requests_and_cumulative_buckets() {
         record_request(RouteLabel::Healthz, 200, Duration::from_micros(300));
         record_request(RouteLabel::Healthz, 200, Duration::from_millis(3));
-        let text = render(&[]);
+        let text = render(PoolGauges::default());
         assert!(
             text.contains("bakeoff_requests_total{route=\"/healthz\",status=\"200\"} 2"),
             "{text}"
@@ -393,12 +394,5 @@ mod tests {
         );
         assert!(text.contains("bakeoff_request_duration_seconds_count{route=\"/healthz\"} 2"));
         assert!(text.contains("# TYPE bakeoff_open_connections gauge"));
-    }
-
-    #[test]
-    fn routes_are_listed_in_label_order() {
-        for (index, (label, _)) in ROUTES.iter().enumerate() {
-            assert_eq!(*label as usize, index);
-        }
     }
 }

@@ -33,6 +33,78 @@ pub enum Route<'a> {
     Metrics,
 }
 
+/// What `/metrics` calls a route: one per endpoint, plus the unmatched.
+/// The one list of routes: [`Route::label`] maps each route here, and
+/// [`RouteLabel::template`] gives its path as the contract writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteLabel {
+    Version,
+    Types,
+    ContactsFetch,
+    ContactsFor,
+    Contact,
+    Fibonacci,
+    Healthz,
+    Readyz,
+    OpenApi,
+    Metrics,
+    /// No route matched (404), or a method other than GET or HEAD (405).
+    Unmatched,
+}
+
+impl RouteLabel {
+    /// Every label, in declaration order (its index is `label as usize`).
+    pub const ALL: [RouteLabel; 11] = [
+        RouteLabel::Version,
+        RouteLabel::Types,
+        RouteLabel::ContactsFetch,
+        RouteLabel::ContactsFor,
+        RouteLabel::Contact,
+        RouteLabel::Fibonacci,
+        RouteLabel::Healthz,
+        RouteLabel::Readyz,
+        RouteLabel::OpenApi,
+        RouteLabel::Metrics,
+        RouteLabel::Unmatched,
+    ];
+
+    /// The route's path template, as the contract writes it.
+    pub fn template(self) -> &'static str {
+        match self {
+            RouteLabel::Version => "/version",
+            RouteLabel::Types => "/types",
+            RouteLabel::ContactsFetch => "/contacts/fetch",
+            RouteLabel::ContactsFor => "/contacts/for",
+            RouteLabel::Contact => "/contacts/{contact_id}",
+            RouteLabel::Fibonacci => "/fibonacci/{n}",
+            RouteLabel::Healthz => "/healthz",
+            RouteLabel::Readyz => "/readyz",
+            RouteLabel::OpenApi => "/openapi.json",
+            RouteLabel::Metrics => "/metrics",
+            RouteLabel::Unmatched => "unmatched",
+        }
+    }
+}
+
+impl Route<'_> {
+    /// The route's label for `/metrics`.
+    #[inline]
+    pub fn label(&self) -> RouteLabel {
+        match self {
+            Route::Version => RouteLabel::Version,
+            Route::Types => RouteLabel::Types,
+            Route::ContactsFetch => RouteLabel::ContactsFetch,
+            Route::ContactsFor => RouteLabel::ContactsFor,
+            Route::Contact(_) => RouteLabel::Contact,
+            Route::Fibonacci(_) => RouteLabel::Fibonacci,
+            Route::Healthz => RouteLabel::Healthz,
+            Route::Readyz => RouteLabel::Readyz,
+            Route::OpenApi => RouteLabel::OpenApi,
+            Route::Metrics => RouteLabel::Metrics,
+        }
+    }
+}
+
 /// Chooses the route for a request.
 ///
 /// A trailing slash is optional: `/types` and `/types/` are the same route,
@@ -122,6 +194,23 @@ mod tests {
             assert_eq!(get(path), Ok(expected), "{path}");
             let slashed = format!("{path}/");
             assert_eq!(get(&slashed), Ok(expected), "{slashed}");
+        }
+    }
+
+    #[test]
+    fn labels_are_listed_in_declaration_order_and_templates_route_to_them() {
+        for (index, label) in RouteLabel::ALL.iter().enumerate() {
+            assert_eq!(*label as usize, index);
+        }
+        for label in RouteLabel::ALL {
+            let path = label
+                .template()
+                .replace("{contact_id}", "7")
+                .replace("{n}", "7");
+            match get(&path) {
+                Ok(route) => assert_eq!(route.label(), label, "{path}"),
+                Err(_) => assert_eq!(label, RouteLabel::Unmatched, "{path}"),
+            }
         }
     }
 

@@ -11,6 +11,15 @@ use crate::config::SeedConfig;
 const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
 const SEED_SQL: &str = include_str!("../sql/seed.sql");
 
+/// [`run`] on a runtime of its own, for `main`.
+pub fn run_blocking(config: &SeedConfig) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))?
+        .block_on(run(config))
+}
+
 /// Creates the schema and loads `config.contacts` contacts.
 pub async fn run(config: &SeedConfig) -> Result<(), String> {
     let postgres: tokio_postgres::Config = config

@@ -1,44 +1,27 @@
-//! Sockets, the accept loop, hyper's HTTP/1.1 connections, request dispatch
-//! and graceful shutdown.
+//! Sockets, the accept loop, hyper's HTTP/1.1 connections and graceful
+//! shutdown. A request goes from here to [`handlers::handle`] and never
+//! comes back.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-use futures_util::FutureExt;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
-use crate::db::Db;
-use crate::error::ApiError;
-use crate::handlers::{self, FibPool};
-use crate::io::Coalescing;
+use crate::activity::{Activity, InFlight};
+use crate::handlers::{self, State};
+use crate::io::{Coalescing, Limits};
 use crate::log;
 use crate::memory;
-use crate::metrics::{self, RouteLabel};
-use crate::response::Body;
-use crate::router::{self, Route};
-
-/// What a request handler can reach. One per runtime (so one per core in
-/// the per-core shape), leaked at start: it lives as long as the process,
-/// and a `&'static` costs no reference counting per request.
-pub struct State {
-    /// This runtime's connection pool.
-    pub db: Db,
-    /// The process-wide limits of `/fibonacci`.
-    pub fib: &'static FibPool,
-}
+use crate::metrics;
 
 /// Knobs of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -53,6 +36,8 @@ pub struct HttpOptions {
     /// Open connections allowed, shared by every accept loop of the process
     /// (one, or one per core): a permit each. Default is 10000.
     pub connection_slots: Arc<Semaphore>,
+    /// The head bound and the write timeout. Defaults are 16 KB and 30 s.
+    pub limits: Limits,
 }
 
 /// Listen backlog: sized for thousands of connections arriving at once (the
@@ -77,8 +62,11 @@ pub fn bind(address: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpLi
     Ok(socket.into())
 }
 
-/// Accepts and serves connections until `shutdown` turns true, then stops
-/// accepting and gives open connections `drain_timeout` to finish.
+/// Accepts and serves connections until `shutdown` turns true. Then it stops
+/// accepting, closes at once every connection with no request in flight
+/// (idle keep-alive and unfinished heads alike), lets the others finish
+/// their requests within `drain_timeout`, and returns as soon as the last
+/// one is answered.
 pub async fn serve(
     listener: std::net::TcpListener,
     state: &'static State,
@@ -92,27 +80,30 @@ pub async fn serve(
     // connection for ever.
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
+        // A backstop only: `io::Coalescing` refuses a head past the bound
+        // before hyper's buffer gets there, with a lingering close.
+        .max_buf_size(2 * options.limits.max_head_bytes.max(8192))
         // Not hyper's `pipeline_flush(true)`: while unparsed bytes wait in its
         // read buffer it neither flushes nor caps its write buffer (hyper
         // 1.x). A client that pipelined pages and never read made one
         // connection hold every answer in memory (150 MB from 200 KB of
-        // requests, without bound); the answer to a complete request waited
-        // for the next, partial one; a parse error's 400/414/431 was never
-        // sent. `io::Coalescing` (below) batches pipelined answers instead,
-        // within a bounded buffer (tests/reliability.rs checks all three).
+        // requests, without bound). `io::Coalescing` batches pipelined
+        // answers instead, within a bounded buffer.
         .keep_alive(true);
-    let graceful = GracefulShutdown::new();
     // A permit per open connection, held by the connection's task: past the
     // limit, the loop stops accepting and new connections wait in the
     // kernel's listen backlog (backpressure) instead of running the process
     // out of file descriptors and memory. The permit is taken just after
     // accepting, so a loop holds at most one socket it cannot serve yet, and
-    // the per-core loops can share one limit without one of them parking a
-    // permit while the waiting connection sits in another's queue. One
-    // permit per connection, none per request.
+    // the per-core loops can share one limit. One permit per connection,
+    // none per request.
     let slots = options.connection_slots;
+    let mut connections = JoinSet::new();
 
     'serving: loop {
+        // Finished connections are reaped as the loop goes, so the set
+        // holds only live ones.
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = loop {
             tokio::select! {
                 biased;
@@ -135,14 +126,39 @@ pub async fn serve(
         // Answers are written whole; Nagle's algorithm would only hold them
         // back waiting for an ACK, which stalls pipelined clients.
         let _ = stream.set_nodelay(true);
-        let service = service_fn(move |request| handle(request, state, peer));
-        let connection = http.serve_connection(TokioIo::new(Coalescing::new(stream)), service);
-        let connection = graceful.watch(connection);
+        let activity = Arc::new(Activity::default());
+        let service = {
+            let activity = Arc::clone(&activity);
+            service_fn(move |request| {
+                let in_flight = InFlight::new(&activity);
+                async move {
+                    let response = handlers::handle(request, state, peer).await;
+                    drop(in_flight);
+                    response
+                }
+            })
+        };
+        let socket = Coalescing::new(stream, options.limits, Arc::clone(&activity));
+        let connection = http.serve_connection(TokioIo::new(socket), service);
+        let mut stopping = shutdown.clone();
         metrics::add_open_connections(1);
         memory::connection_opened();
-        tokio::spawn(async move {
-            // A client that goes away mid-request is its own business.
-            let _ = connection.await;
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                // A client that goes away mid-request is its own business.
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    // No keep-alive after the answer in progress, if any.
+                    connection.as_mut().graceful_shutdown();
+                    // One more turn, so that a request already read is
+                    // seen as in flight, then close the idle at once.
+                    let finished = futures_util::poll!(connection.as_mut()).is_ready();
+                    if !finished && !activity.is_idle() {
+                        let _ = connection.await;
+                    }
+                }
+            }
             metrics::add_open_connections(-1);
             drop(permit);
             memory::connection_closed();
@@ -150,11 +166,13 @@ pub async fn serve(
     }
 
     drop(listener);
-    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.drain_timeout, drained)
         .await
         .is_err()
     {
         eprintln!("bakeoff: drain timeout reached, closing the remaining connections");
+        connections.shutdown().await;
     }
     Ok(())
 }
@@ -170,93 +188,4 @@ async fn accept_failed(error: io::Error) {
         eprintln!("bakeoff: accept failed: {error}");
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
-}
-
-/// Answers one request. Never fails: every error becomes its response, and
-/// a panic in a handler becomes a 500 for that request only. Each answer is
-/// counted in the metrics, and logged when the access log is on.
-async fn handle(
-    request: Request<Incoming>,
-    state: &'static State,
-    peer: SocketAddr,
-) -> Result<Response<Body>, Infallible> {
-    let counted = metrics::enabled() || ACCESS_LOG.load(Ordering::Relaxed);
-    let started = counted.then(Instant::now);
-    let (label, response) = match router::route(request.method(), request.uri().path()) {
-        Ok(route) => {
-            let answer = AssertUnwindSafe(dispatch(route, request.uri().query(), state))
-                .catch_unwind()
-                .await;
-            let response = match answer {
-                Ok(Ok(response)) => response,
-                Ok(Err(error)) => error.into_response(),
-                Err(_panic) => ApiError::Internal.into_response(),
-            };
-            (RouteLabel::from(route), response)
-        }
-        Err(error) => (RouteLabel::Unmatched, error.into_response()),
-    };
-    if let Some(started) = started {
-        let elapsed = started.elapsed();
-        if metrics::enabled() {
-            metrics::record_request(label, response.status().as_u16(), elapsed);
-        }
-        if ACCESS_LOG.load(Ordering::Relaxed) {
-            log_access(&request, &response, peer, elapsed);
-        }
-    }
-    Ok(response)
-}
-
-async fn dispatch(
-    route: Route<'_>,
-    query: Option<&str>,
-    state: &'static State,
-) -> Result<Response<Body>, ApiError> {
-    let db = &state.db;
-    match route {
-        Route::Version => Ok(handlers::version()),
-        Route::Types => db.bounded(handlers::types(db)).await,
-        Route::ContactsFetch => db.bounded(handlers::contacts_fetch(db, query)).await,
-        Route::ContactsFor => db.bounded(handlers::contacts_for(db, query)).await,
-        Route::Contact(raw_id) => db.bounded(handlers::contact(db, raw_id)).await,
-        Route::Fibonacci(raw_n) => handlers::fibonacci(state.fib, raw_n).await,
-        Route::Healthz => Ok(handlers::healthz()),
-        Route::Readyz => db.bounded(handlers::readyz(db)).await,
-        Route::OpenApi => Ok(handlers::openapi()),
-        Route::Metrics => Ok(handlers::metrics()),
-    }
-}
-
-/// Whether each request gets an access log line. Off by default: one relaxed
-/// load per request when off.
-static ACCESS_LOG: AtomicBool = AtomicBool::new(false);
-
-/// Turns the access log on (`--access-log`).
-pub fn enable_access_log() {
-    ACCESS_LOG.store(true, Ordering::Relaxed);
-}
-
-/// One line per request on stderr: peer, request line, status, body bytes,
-/// duration. Written with one `write` so lines from threads never mix.
-#[cold]
-fn log_access(
-    request: &Request<Incoming>,
-    response: &Response<Body>,
-    peer: SocketAddr,
-    elapsed: Duration,
-) {
-    use std::io::Write;
-    let line = format!(
-        "{peer} \"{} {} {:?}\" {} {} {:.6}\n",
-        request.method(),
-        request.uri(),
-        request.version(),
-        response.status().as_u16(),
-        hyper::body::Body::size_hint(response.body())
-            .exact()
-            .unwrap_or(0),
-        elapsed.as_secs_f64(),
-    );
-    let _ = io::stderr().lock().write_all(line.as_bytes());
 }

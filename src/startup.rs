@@ -1,0 +1,308 @@
+//! The one seam that starts the server: a [`ServeConfig`] becomes listeners,
+//! runtimes, pools and a shutdown signal, and [`Server::run`] serves until
+//! the shutdown resolves. `main`, the benches and any in-process test start
+//! the server through here and nowhere else.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::{self, RuntimeShape, ServeConfig};
+use crate::db::{Database, Health, PoolMode, PoolOptions};
+use crate::handlers::{FibPool, State};
+use crate::log;
+use crate::metrics;
+use crate::server::{self, HttpOptions};
+
+/// What ends the server.
+pub enum Shutdown {
+    /// SIGTERM or SIGINT, caught from the start line on (the default action
+    /// would end the process with 143 instead of draining).
+    Signals,
+    /// A future of the caller's: a bench or a test stops the server with it.
+    When(Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+/// A server whose listeners are bound, ready to [`run`](Server::run).
+pub struct Server {
+    config: ServeConfig,
+    postgres: tokio_postgres::Config,
+    /// One listener, or one per worker (SO_REUSEPORT) in the per-core shape.
+    listeners: Vec<TcpListener>,
+    address: SocketAddr,
+    /// Called first on every thread that serves (a bench counts their
+    /// allocations with it).
+    on_thread_start: Option<fn()>,
+}
+
+/// How long, once the connections are drained (or the drain timeout has
+/// passed), a runtime waits for its remaining work before it is dropped.
+/// Dropping a runtime would wait for ever for `spawn_blocking` work (a
+/// `/fibonacci` still computing after the drain timeout); its tasks, the
+/// database connections' included, are dropped, which closes their sockets.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+impl Server {
+    /// Checks the configuration, sets the process up (open-file limit,
+    /// access log, metrics) and binds every listener, so that a client that
+    /// connects as soon as it reads the start line is served.
+    pub fn bind(config: &ServeConfig) -> Result<Server, String> {
+        let postgres = config::postgres_config(&config.database_url, config.pool_timeout())?;
+        raise_open_file_limit();
+        if config.access_log {
+            log::enable_access_log();
+        }
+        if config.no_metrics {
+            metrics::disable();
+        }
+        let per_core = config.runtime == RuntimeShape::PerCore;
+        let first = server::bind(config.bind, per_core)
+            .map_err(|error| format!("cannot listen on BIND {}: {error}", config.bind))?;
+        let address = first.local_addr().map_err(|error| error.to_string())?;
+        let mut listeners = vec![first];
+        if per_core {
+            for _ in 1..config.worker_threads() {
+                listeners.push(
+                    server::bind(address, true)
+                        .map_err(|error| format!("cannot listen on {address}: {error}"))?,
+                );
+            }
+        }
+        Ok(Server {
+            config: config.clone(),
+            postgres,
+            listeners,
+            address,
+            on_thread_start: None,
+        })
+    }
+
+    /// Where the server listens (the port chosen, when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Runs `hook` first on every thread that serves requests.
+    pub fn on_thread_start(mut self, hook: fn()) -> Server {
+        self.on_thread_start = Some(hook);
+        self
+    }
+
+    /// Serves until `shutdown` resolves, then drains (see `server::serve`).
+    /// Writes the start line on stderr once every pool is registered for
+    /// `/metrics`; no pool has tried to connect before that (its tasks first
+    /// run at its worker's first await), so its errors come after the line.
+    pub fn run(self, shutdown: Shutdown) -> Result<(), String> {
+        let config = &self.config;
+        let control = runtime(RuntimeShape::PerCore, 1, None)?;
+        let shutdown = match shutdown {
+            Shutdown::Signals => {
+                let _entered = control.enter();
+                signals()?
+            }
+            Shutdown::When(future) => future,
+        };
+        let workers = config.worker_threads();
+        // Per core: the pool size is split between the workers' pools.
+        let (units, pool_size) = match config.runtime {
+            RuntimeShape::Multi => (1, config.pool_size()),
+            RuntimeShape::PerCore => (workers, config.pool_size().div_ceil(workers as u32).max(1)),
+        };
+        let pool = config.pool_options(pool_size);
+        let fib: &'static FibPool = Box::leak(Box::new(FibPool::new(
+            config::available_cores(),
+            config.fib_queue(),
+        )));
+        let http = HttpOptions {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_s),
+            drain_timeout: Duration::from_secs(config.drain_timeout_s),
+            connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
+            limits: config.connection_limits(),
+        };
+        // Met twice by every worker and this thread: once every pool is
+        // registered, then once the start line is written.
+        let started = Arc::new(Barrier::new(units + 1));
+        let health = Arc::new(Health::default());
+        let (stop, stopped) = watch::channel(false);
+        let threads = self
+            .listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| {
+                let worker = Worker {
+                    runtime: runtime(config.runtime, workers, self.on_thread_start)?,
+                    listener,
+                    postgres: self.postgres.clone(),
+                    pool: pool.clone(),
+                    health: Arc::clone(&health),
+                    http: http.clone(),
+                    fib,
+                    stopped: stopped.clone(),
+                    started: Arc::clone(&started),
+                };
+                let on_thread_start = self.on_thread_start;
+                thread::Builder::new()
+                    .name(format!("bakeoff-{index}"))
+                    .spawn(move || {
+                        if let Some(hook) = on_thread_start {
+                            hook();
+                        }
+                        worker.serve()
+                    })
+                    .map_err(|error| format!("cannot start a worker thread: {error}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        started.wait();
+        describe(config, &self.postgres, self.address, &pool, units as u32);
+        started.wait();
+        control.block_on(shutdown);
+        eprintln!("bakeoff: shutting down, draining open connections");
+        let _ = stop.send(true);
+        for thread in threads {
+            thread
+                .join()
+                .map_err(|_| "a worker thread panicked".to_owned())??;
+        }
+        Ok(())
+    }
+}
+
+/// One serving unit: a runtime with its listener and its pools (the whole
+/// process in the `multi` shape, one core's share in `per-core`).
+struct Worker {
+    runtime: Runtime,
+    listener: TcpListener,
+    postgres: tokio_postgres::Config,
+    pool: PoolOptions,
+    /// The process's view of the database's reachability, shared.
+    health: Arc<Health>,
+    http: HttpOptions,
+    fib: &'static FibPool,
+    stopped: watch::Receiver<bool>,
+    started: Arc<Barrier>,
+}
+
+impl Worker {
+    fn serve(self) -> Result<(), String> {
+        let Worker {
+            runtime,
+            listener,
+            postgres,
+            pool,
+            health,
+            http,
+            fib,
+            stopped,
+            started,
+        } = self;
+        let served = runtime.block_on(async move {
+            let state: &'static State = Box::leak(Box::new(State {
+                db: Database::new(postgres, &pool, &health),
+                fib,
+            }));
+            metrics::register_pool(&state.db);
+            started.wait();
+            started.wait();
+            // Spawned, so that in the `multi` shape the accept loop runs on
+            // a worker thread and the connections it spawns start on that
+            // worker's own queue.
+            tokio::spawn(server::serve(listener, state, http, stopped))
+                .await
+                .map_err(|error| error.to_string())?
+                .map_err(|error| error.to_string())
+        });
+        runtime.shutdown_timeout(SHUTDOWN_GRACE);
+        served
+    }
+}
+
+/// A runtime of the given shape: work-stealing over `workers` threads, or
+/// one thread (per-core, and the control runtime that waits for signals).
+fn runtime(shape: RuntimeShape, workers: usize, hook: Option<fn()>) -> Result<Runtime, String> {
+    let mut builder = match shape {
+        RuntimeShape::Multi => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+        RuntimeShape::PerCore => tokio::runtime::Builder::new_current_thread(),
+    };
+    if let Some(hook) = hook {
+        builder.on_thread_start(hook);
+    }
+    builder
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))
+}
+
+/// SIGTERM or SIGINT, caught from now on. Must be called inside the runtime
+/// that will wait for them.
+fn signals() -> Result<Pin<Box<dyn Future<Output = ()> + Send>>, String> {
+    let install =
+        |kind| signal(kind).map_err(|error| format!("cannot install signal handlers: {error}"));
+    let (mut terminate, mut interrupt) = (
+        install(SignalKind::terminate())?,
+        install(SignalKind::interrupt())?,
+    );
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    }))
+}
+
+/// The start line: where the server listens and what it serves with (the
+/// database's host, never its password).
+fn describe(
+    config: &ServeConfig,
+    postgres: &tokio_postgres::Config,
+    address: SocketAddr,
+    pool: &PoolOptions,
+    units: u32,
+) {
+    let shape = match config.runtime {
+        RuntimeShape::Multi => "multi",
+        RuntimeShape::PerCore => "per-core",
+    };
+    let mode = match config.pool_mode {
+        PoolMode::Shared => "shared",
+        PoolMode::Exclusive => "exclusive",
+    };
+    let per_call = match pool.per_call_plans_size() * units {
+        0 => String::new(),
+        n => format!(" + {n} planned per call"),
+    };
+    eprintln!(
+        "bakeoff {} listening on http://{address} (database {}, runtime {shape}, {} workers, pool {} {mode}{per_call})",
+        env!("CARGO_PKG_VERSION"),
+        config::describe_database(postgres),
+        config.worker_threads(),
+        pool.size * units,
+    );
+}
+
+/// Thousands of keep-alive connections need thousands of descriptors: lift
+/// the soft limit to the hard one, as servers like nginx let you do.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
