@@ -40,6 +40,8 @@ const SILENCE_WAIT: Duration = Duration::from_millis(1500);
 const QUIET_WAIT: Duration = Duration::from_millis(400);
 /// Cases run at once (each on its own connection).
 const WORKERS: usize = 6;
+/// The suite files, in the order docs/CONFORMANCE.md lists them.
+const SUITE_FILES: [&str; 2] = ["http11probe.json", "h1spec.json"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +63,18 @@ enum Level {
     /// Robustness with no RFC requirement behind it.
     #[serde(rename = "none")]
     Robustness,
+}
+
+impl Level {
+    /// The word the data and docs/CONFORMANCE.md use.
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+            Level::Robustness => "none",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -632,13 +646,32 @@ fn validate(case: &Case) -> Result<(), String> {
     case.request.to_bytes().map(|_| ())
 }
 
+impl Case {
+    /// The result docs/CONFORMANCE.md gives the case, read from its marks.
+    fn result(&self) -> &'static str {
+        if !self.applies {
+            "n/a"
+        } else if self.known_failure.is_some() {
+            "known failure"
+        } else if self.departure.is_some() {
+            "departure"
+        } else {
+            "pass"
+        }
+    }
+}
+
+fn load_suite(file: &str) -> Suite {
+    let path = format!("{}/tests/conformance/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
 /// Runs every applicable case of a suite file and fails with the whole list
 /// of cases whose result is not what the data says.
 fn run_suite(file: &str) {
-    let path = format!("{}/tests/conformance/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    let suite: Suite =
-        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{path}: {error}"));
+    let path = format!("tests/conformance/{file}");
+    let suite = load_suite(file);
     assert!(
         !suite.upstream.is_empty() && suite.commit.len() == 40,
         "{path}: name the upstream repository and the commit the cases come from"
@@ -733,12 +766,72 @@ fn run_suite(file: &str) {
 
 #[test]
 fn http11probe() {
-    run_suite("http11probe.json");
+    run_suite(SUITE_FILES[0]);
 }
 
 #[test]
 fn h1spec() {
-    run_suite("h1spec.json");
+    run_suite(SUITE_FILES[1]);
+}
+
+/// docs/CONFORMANCE.md lists every case with the result its marks give it,
+/// and its counts add up, so the page cannot drift from the data.
+#[test]
+fn the_doc_lists_every_case_and_the_counts() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/CONFORMANCE.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    let mut missing = Vec::new();
+    for file in SUITE_FILES {
+        let suite = load_suite(file);
+        for case in &suite.cases {
+            let row = format!(
+                "| {} | `{}` | {} | {} | {} | {} |",
+                suite.suite,
+                case.id,
+                case.level.as_str(),
+                case.section,
+                if case.applies { "yes" } else { "no" },
+                case.result()
+            );
+            if !doc.contains(&row) {
+                missing.push(row);
+            }
+        }
+        let applicable: Vec<&Case> = suite.cases.iter().filter(|case| case.applies).collect();
+        let count = |result: &str, robustness: Option<bool>| {
+            applicable
+                .iter()
+                .filter(|case| case.result() == result)
+                .filter(|case| {
+                    robustness.is_none_or(|yes| yes == (case.level == Level::Robustness))
+                })
+                .count()
+        };
+        let counts = format!(
+            "| {} | {} | {} | {} | {} | {} |",
+            suite.cases.len(),
+            applicable.len(),
+            count("pass", None),
+            count("known failure", Some(false)),
+            count("known failure", Some(true)),
+            count("departure", None)
+        );
+        let line_start = format!("| {} | ", suite.suite);
+        if !doc
+            .lines()
+            .any(|line| line.starts_with(&line_start) && line.ends_with(&counts))
+        {
+            missing.push(format!(
+                "the counts of {}: {line_start}… {counts}",
+                suite.suite
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{path} lacks these rows (the data says they should read so):\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
