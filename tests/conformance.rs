@@ -485,16 +485,16 @@ fn is_head(bytes: &[u8]) -> bool {
     bytes.starts_with(b"HEAD ")
 }
 
-/// Runs one case; `Err` says how the server's behaviour differs from the
-/// expectation.
-fn run_case(addr: SocketAddr, case: &Case, expect: &Expect) -> Result<(), String> {
+/// Runs one case. `Ok` tells what the server did, briefly (`400, closed`;
+/// `405, then 200`); `Err` says how that differs from the expectation.
+fn run_case(addr: SocketAddr, case: &Case, expect: &Expect) -> Result<String, String> {
     let bytes = case.request.to_bytes()?;
     let mut wire = Wire::connect(addr).map_err(|error| format!("connect: {error}"))?;
     wire.send(&bytes);
 
     if expect.silence {
         return match wire.answer(false, SILENCE_WAIT) {
-            Outcome::Silent => Ok(()),
+            Outcome::Silent => Ok("waited".to_string()),
             other => Err(format!(
                 "expected the server to wait for the rest; got {}",
                 other.show()
@@ -508,16 +508,18 @@ fn run_case(addr: SocketAddr, case: &Case, expect: &Expect) -> Result<(), String
         ANSWER_WAIT
     };
     let mut outcome = wire.answer(is_head(&bytes), wait);
+    let mut interim = String::new();
     while let Outcome::Answer(answer) = &outcome {
         if !(100..200).contains(&answer.status) || !expect.interim.contains(&answer.status) {
             break;
         }
+        interim.push_str(&format!("{}, ", answer.status));
         outcome = wire.answer(is_head(&bytes), wait);
     }
     let answer = match outcome {
         Outcome::Answer(answer) => answer,
-        Outcome::Closed if expect.or_close => return Ok(()),
-        Outcome::Silent if expect.or_silence => return Ok(()),
+        Outcome::Closed if expect.or_close => return Ok("closed without an answer".to_string()),
+        Outcome::Silent if expect.or_silence => return Ok("waited".to_string()),
         other => {
             return Err(format!(
                 "expected {:?}; got {}",
@@ -527,6 +529,7 @@ fn run_case(addr: SocketAddr, case: &Case, expect: &Expect) -> Result<(), String
         }
     };
     check_answer(expect, &answer)?;
+    let first = format!("{interim}{}", answer.status);
 
     // The state after the answer: a pipelined answer is read at once;
     // otherwise a quiet spell shows whether the server closed, kept the
@@ -542,25 +545,23 @@ fn run_case(addr: SocketAddr, case: &Case, expect: &Expect) -> Result<(), String
             QUIET_WAIT
         };
         match wire.answer(false, wait) {
-            Outcome::Closed => return Ok(()),
+            Outcome::Closed => return Ok(format!("{first}, closed")),
             Outcome::Silent if expect.then == Some(Then::Closed) => {
                 return Err(format!(
-                    "answered {} but left the connection open; it must close",
-                    answer.status
+                    "answered {first} but left the connection open; it must close"
                 ));
             }
             Outcome::Silent => {}
             other => {
                 return Err(format!(
-                    "after {}, an answer nobody asked for: {}",
-                    answer.status,
+                    "after {first}, an answer nobody asked for: {}",
                     other.show()
                 ));
             }
         }
     }
     let Some(next) = &expect.next else {
-        return Ok(());
+        return Ok(format!("{first}, kept open"));
     };
     let mut head = false;
     if let Some(request) = &next.request {
@@ -570,21 +571,20 @@ fn run_case(addr: SocketAddr, case: &Case, expect: &Expect) -> Result<(), String
     }
     let second = match wire.answer(head, ANSWER_WAIT) {
         Outcome::Answer(second) if next.status.contains(&second.status) => second,
-        Outcome::Closed if next.or_close => return Ok(()),
+        Outcome::Closed if next.or_close => return Ok(format!("{first}, then closed")),
         other => {
             return Err(format!(
-                "first answer {}, then expected {:?}; got {}",
-                answer.status,
+                "first answer {first}, then expected {:?}; got {}",
                 next.status,
                 other.show()
             ));
         }
     };
     match wire.answer(false, QUIET_WAIT) {
-        Outcome::Closed | Outcome::Silent => Ok(()),
+        Outcome::Closed => Ok(format!("{first}, then {}, closed", second.status)),
+        Outcome::Silent => Ok(format!("{first}, then {}, kept open", second.status)),
         other => Err(format!(
-            "after {} and {}, an answer nobody asked for: {}",
-            answer.status,
+            "after {first} and {}, an answer nobody asked for: {}",
             second.status,
             other.show()
         )),
@@ -692,7 +692,7 @@ fn run_suite(file: &str) {
     let addr = server.addr;
     let runnable: Vec<&Case> = suite.cases.iter().filter(|case| case.applies).collect();
     let next_case = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<(), String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, Result<String, String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {
             scope.spawn(|| {
@@ -716,17 +716,25 @@ fn run_suite(file: &str) {
         .unwrap_or_else(|error| error.into_inner());
     results.sort_by_key(|(index, _)| *index);
 
+    // CONFORMANCE_VERBOSE=1 prints what the server did on every case.
+    let verbose = std::env::var_os("CONFORMANCE_VERBOSE").is_some();
     let mut failures = Vec::new();
     let mut marked = Vec::new();
     for (index, result) in &results {
         let case = runnable[*index];
+        if verbose {
+            match result {
+                Ok(seen) => eprintln!("  {}: {seen}", case.id),
+                Err(why) => eprintln!("  {}: {why}", case.id),
+            }
+        }
         let mark = case.known_failure.as_ref().or(case.departure.as_ref());
         match (result, mark) {
-            (Ok(()), None) => {}
+            (Ok(_), None) => {}
             (Err(why), None) => {
                 failures.push(format!("{} ({:?}, {}): {why}", case.id, case.level, case.section))
             }
-            (Ok(()), Some(_)) => failures.push(format!(
+            (Ok(_), Some(_)) => failures.push(format!(
                 "{}: marked as not conforming, but it passes now: remove the mark (and update docs/CONFORMANCE.md)",
                 case.id
             )),
