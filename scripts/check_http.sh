@@ -237,10 +237,10 @@ for spec in requests:
         started = time.time()
         sock.sendall(raw_request)
         raw, content = read_response(sock, method == "HEAD")
-    with open(os.path.join(out, f"{label}.request"), "wb") as f:
-        f.write(raw_request)
-    with open(os.path.join(out, f"{label}.response"), "wb") as f:
-        f.write(raw)
+    with open(os.path.join(out, f"{label}.request"), "wb") as file:
+        file.write(raw_request)
+    with open(os.path.join(out, f"{label}.response"), "wb") as file:
+        file.write(raw)
 
     request = HttpRequestLinter()
     request.process_request_topline(method.encode(), target.encode(), b"HTTP/1.1")
@@ -269,8 +269,8 @@ for spec in requests:
     for note in response.notes:
         show(note, 0)
 
-with open(os.path.join(out, "bad"), "w") as f:
-    f.write("".join(line + "\n" for line in bad))
+with open(os.path.join(out, "bad"), "w") as file:
+    file.write("".join(line + "\n" for line in bad))
 PY
 }
 
