@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
+use hyper::header::{ALLOW, CONNECTION, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use crate::json;
@@ -14,6 +14,9 @@ use crate::response::{self, Body};
 /// Why a request could not be answered with its resource.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ApiError {
+    /// An HTTP/1.1 request without exactly one valid `Host` (RFC 9112
+    /// §3.2): 400, and the connection closed.
+    BadRequest,
     /// No route has this path: 404.
     NotFound,
     /// `/contacts/{id}` names no contact: 404.
@@ -65,12 +68,19 @@ pub enum Broken {
 
 static ALLOW_GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
 static RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
+static CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 impl ApiError {
     /// The response for this error.
     #[cold]
     pub fn into_response(self) -> Response<Body> {
         match self {
+            ApiError::BadRequest => {
+                let mut response =
+                    response::json(StatusCode::BAD_REQUEST, &br#"{"detail":"Bad Request"}"#[..]);
+                response.headers_mut().insert(CONNECTION, CLOSE.clone());
+                response
+            }
             ApiError::NotFound => {
                 response::json(StatusCode::NOT_FOUND, &br#"{"detail":"Not Found"}"#[..])
             }

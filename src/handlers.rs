@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::{FutureExt, TryStreamExt, pin_mut};
 use hyper::body::Incoming;
+use hyper::header::IF_NONE_MATCH;
 use hyper::{Request, Response};
 use tokio::sync::Semaphore;
 use tokio_postgres::types::ToSql;
@@ -45,7 +46,9 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let timed = metrics::enabled() || log::access_log_enabled();
     let started = timed.then(Instant::now);
-    let (label, response) = match router::route(request.method(), request.uri().path()) {
+    let routed = router::check_host(request.version(), request.headers())
+        .and_then(|()| router::route(request.method(), request.uri().path()));
+    let (label, response) = match routed {
         Ok(route) => {
             let answer = AssertUnwindSafe(dispatch(route, request.uri().query(), state))
                 .catch_unwind()
@@ -59,6 +62,7 @@ pub async fn handle(
         }
         Err(error) => (RouteLabel::Unmatched, error.into_response()),
     };
+    let response = precondition(&request, response);
     if let Some(started) = started {
         let elapsed = started.elapsed();
         if metrics::enabled() {
@@ -69,6 +73,22 @@ pub async fn handle(
         }
     }
     Ok(response)
+}
+
+/// RFC 9110 §13.1.2: `If-None-Match: *` on a GET or HEAD of a resource that
+/// exists is false, and answered 304 without a body. Evaluated on the answer
+/// (as §13.2.1 says, preconditions are ignored unless it is a 2xx); the
+/// server has no entity tags, so no other `If-None-Match` can match.
+#[inline]
+fn precondition(request: &Request<Incoming>, response: Response<Body>) -> Response<Body> {
+    let wildcard = request
+        .headers()
+        .get(IF_NONE_MATCH)
+        .is_some_and(|value| value.as_bytes().trim_ascii() == b"*");
+    if wildcard && response.status().is_success() {
+        return response::not_modified();
+    }
+    response
 }
 
 /// Route to handler. Database work is bounded by the database's deadline.

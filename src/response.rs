@@ -27,3 +27,11 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 pub fn ok(body: impl Into<Bytes>) -> Response<Body> {
     json(StatusCode::OK, body)
 }
+
+/// A 304 Not Modified: no body, no `Content-Type`.
+#[cold]
+pub fn not_modified() -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    response
+}

@@ -1,8 +1,10 @@
 //! Method and path to a [`Route`], by matching bytes by hand: six routes do
 //! not need a router crate, and this way a request costs a few comparisons
-//! and no allocation. Pure: no I/O, so it is unit-tested here and fuzzed.
+//! and no allocation; and the `Host` rule every HTTP/1.1 request must keep.
+//! Pure: no I/O, so it is unit-tested here and fuzzed.
 
-use hyper::Method;
+use hyper::header::{HOST, HeaderMap};
+use hyper::{Method, Version};
 
 use crate::error::ApiError;
 use crate::params::decoded_eq;
@@ -121,6 +123,46 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> 
     }
 }
 
+/// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without a
+/// `Host`, and to any request with more than one `Host` line or an invalid
+/// one. An empty `Host` is valid (a target URI without an authority).
+pub fn check_host(version: Version, headers: &HeaderMap) -> Result<(), ApiError> {
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) if valid_host(host.as_bytes()) => Ok(()),
+        (None, _) if version != Version::HTTP_11 => Ok(()),
+        _ => Err(ApiError::BadRequest),
+    }
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a reg-name or
+/// IPv4 address of unreserved, percent-encoded and sub-delim characters, or
+/// an IP literal in brackets; then an optional port of digits.
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|&byte| byte == b']') {
+            Some(end) => (&value[1..end], &value[end + 1..]),
+            None => return false,
+        },
+        _ => match value.iter().position(|&byte| byte == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &value[value.len()..]),
+        },
+    };
+    let literal = value.first() == Some(&b'[');
+    let host_ok = host.iter().all(|&byte| {
+        byte.is_ascii_alphanumeric()
+            || b"-._~%!$&'()*+,;=".contains(&byte)
+            || (literal && byte == b':')
+    }) && !(literal && host.is_empty());
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    host_ok && port_ok
+}
+
 fn match_path(path: &str) -> Option<Route<'_>> {
     let path = path.strip_prefix('/')?;
     let path = path.strip_suffix('/').unwrap_or(path);
@@ -212,6 +254,55 @@ mod tests {
                 Err(_) => assert_eq!(label, RouteLabel::Unmatched, "{path}"),
             }
         }
+    }
+
+    #[test]
+    fn an_http_1_1_request_needs_exactly_one_valid_host() {
+        let headers = |values: &[&'static str]| {
+            let mut map = HeaderMap::new();
+            for value in values {
+                map.append(HOST, hyper::header::HeaderValue::from_static(value));
+            }
+            map
+        };
+        for valid in [
+            "localhost",
+            "localhost:8000",
+            "127.0.0.1:80",
+            "[::1]:8000",
+            "[::1]",
+            "example.com",
+            "",
+        ] {
+            assert_eq!(
+                check_host(Version::HTTP_11, &headers(&[valid])),
+                Ok(()),
+                "{valid:?}"
+            );
+        }
+        for invalid in [
+            "user@localhost",
+            "localhost/path",
+            "localhost, other.example.com",
+            "localhost:80x",
+            "local host",
+            "[::1",
+        ] {
+            assert_eq!(
+                check_host(Version::HTTP_11, &headers(&[invalid])),
+                Err(ApiError::BadRequest),
+                "{invalid:?}"
+            );
+        }
+        assert_eq!(
+            check_host(Version::HTTP_11, &headers(&[])),
+            Err(ApiError::BadRequest)
+        );
+        assert_eq!(check_host(Version::HTTP_10, &headers(&[])), Ok(()));
+        assert_eq!(
+            check_host(Version::HTTP_10, &headers(&["a", "a"])),
+            Err(ApiError::BadRequest)
+        );
     }
 
     #[test]
