@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/allocators.sh (also `scripts/run.sh --allocators`): the benchmark
-# once per global allocator (the cargo features mimalloc, jemalloc, system),
+# once per global allocator (the cargo features mimalloc and jemalloc, and the
+# system allocator with --no-default-features),
 # each built into its own target dir, the same workloads and database, and
 # their requests/s side by side.
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/reliability.sh: runs the reliability suite (tests/reliability.rs:
 # database faults, hostile clients, shutdown, security) and prints the figures
-# it measured, the lines the README's reliability section is written from.
+# it measured, the lines docs/RELIABILITY.md is written from.
 # Extra arguments go to the test binary (e.g. a test name to run only it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

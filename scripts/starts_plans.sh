@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures `fetch_starts` on fresh servers and on servers "primed" first with
 # the calls that make PostgreSQL's plan cache settle on the generic plan of a
-# prepared `starts` statement (README.md, "Design notes"): 20 pages of
+# prepared `starts` statement (docs/PERFORMANCE.md, "Query plans"): 20 pages of
 # `starts=m&limit=200` and 20 of `starts=m&limit=10&offset=100`.
 #
 #   DATABASE_URL=postgres://… scripts/starts_plans.sh [--runs N] [--duration S] BINARY...

@@ -71,7 +71,7 @@ fn shard() -> &'static Shard {
 }
 
 /// Whether requests are counted; on unless `--no-metrics`, which exists to
-/// measure what counting costs (README, Performance).
+/// measure what counting costs (docs/PERFORMANCE.md).
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Turns request counting off (`--no-metrics`).

@@ -9,7 +9,7 @@
 //!
 //! Each test prints what it measured on lines starting with `[figure]`
 //! (`cargo test --test reliability -- --nocapture`, or
-//! `scripts/reliability.sh`): the README's reliability figures come from
+//! `scripts/reliability.sh`): docs/RELIABILITY.md's figures come from
 //! there. The tests run one at a time (see [`serial`]): several measure
 //! latencies, which a neighbour's load on two cores would distort.
 
