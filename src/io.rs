@@ -15,14 +15,12 @@
 //! nothing new written goes out whatever the count says: no answer is held
 //! for longer than one turn of the scheduler.
 //!
-//! **Bounded heads.** Every open connection may hold a request head in
-//! memory, so heads are bounded (`--max-head-bytes`, 16 KB by default, as
-//! HAProxy does). The same scan that counts heads measures the current one:
-//! past the bound, the wrapper answers 414 if the request line is still
-//! unfinished (the target is what is long) or 431 otherwise, stops feeding
-//! hyper, and closes after a short lingering read, so that the client reads
-//! the answer rather than a reset. A request body, which this API never
-//! takes, counts against the bound of the next head.
+//! **Bounded heads.** The same scan that counts heads measures each one
+//! (`head.rs`). Past the bound, the complete heads of the same read are
+//! answered first, then the refusal, and hyper gets no more bytes: the
+//! connection reads and discards what the client still sends for a moment
+//! (lingering close) and ends, so that the client reads the answer rather
+//! than a reset.
 //!
 //! **Write timeout.** A socket that takes no bytes for `--write-timeout-s`
 //! (a client that stopped reading) ends the connection with an error, which
@@ -39,6 +37,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::activity::Activity;
+use crate::head::{HeadScan, Refusal};
 
 /// Most bytes of responses held back before they are written regardless.
 pub const MAX_HELD: usize = 64 * 1024;
@@ -48,10 +47,6 @@ pub const MAX_HELD: usize = 64 * 1024;
 /// would send a reset that can destroy the answer before the client reads it.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1024 * 1024;
-
-static URI_TOO_LONG: &[u8] =
-    b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-static HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// The settings of every connection's wrapper.
 #[derive(Debug, Clone, Copy)]
@@ -72,16 +67,10 @@ pub struct Coalescing<S> {
     held: Vec<u8>,
     /// How many bytes of `held` the socket has taken.
     written: usize,
-    /// Request heads seen in what was read.
-    heads_read: u64,
+    /// Request heads counted and measured in what was read.
+    heads: HeadScan,
     /// Writes hyper made (one per response when it flushes each).
     responses_written: u64,
-    /// The last bytes of the previous read, for a `\r\n\r\n` split by it.
-    tail: [u8; 3],
-    /// Bytes of the current request head read so far.
-    head_bytes: usize,
-    /// The current head's request line is not finished yet.
-    in_request_line: bool,
     /// The last flush was held and nothing was written since: the next one
     /// writes, so a response waiting on a slow handler is never spun on.
     flush_held: bool,
@@ -90,12 +79,16 @@ pub struct Coalescing<S> {
     timer: Option<Pin<Box<Sleep>>>,
     /// The write timer is running.
     stalled: bool,
-    /// A head over the bound was answered: hyper gets no more bytes.
-    refused: Option<Refusal>,
+    /// A head over the bound: hyper gets no more bytes.
+    refused: Option<Refused>,
 }
 
 /// A connection whose head was over the bound, lingering before it closes.
-struct Refusal {
+struct Refused {
+    why: Refusal,
+    /// The answer is in `held` (it waits for the answers to the complete
+    /// heads before it, when there were some in the same read).
+    answered: bool,
     /// Bytes read and discarded since.
     discarded: usize,
 }
@@ -109,11 +102,8 @@ impl<S> Coalescing<S> {
             activity,
             held: Vec::new(),
             written: 0,
-            heads_read: 0,
+            heads: HeadScan::new(limits.max_head_bytes),
             responses_written: 0,
-            tail: [0; 3],
-            head_bytes: 0,
-            in_request_line: true,
             flush_held: false,
             timer: None,
             stalled: false,
@@ -121,38 +111,10 @@ impl<S> Coalescing<S> {
         }
     }
 
-    /// Counts the request heads ending in `bytes` and measures the current
-    /// one. Returns the answer to send when a head passes the bound.
-    fn scan(&mut self, bytes: &[u8]) -> Option<&'static [u8]> {
-        let mut window = self.tail;
-        for &byte in bytes {
-            self.head_bytes += 1;
-            if self.head_bytes > self.limits.max_head_bytes {
-                // Decided where the bound is crossed: the rest is never read.
-                return Some(match self.in_request_line {
-                    true => URI_TOO_LONG,
-                    false => HEAD_TOO_LARGE,
-                });
-            }
-            if byte == b'\n' {
-                if window == *b"\r\n\r" {
-                    self.heads_read += 1;
-                    self.head_bytes = 0;
-                    self.in_request_line = true;
-                } else {
-                    self.in_request_line = false;
-                }
-            }
-            window = [window[1], window[2], byte];
-        }
-        self.tail = window;
-        None
-    }
-
     /// More requests have arrived than were answered: another answer is
     /// coming in this same turn.
     fn more_answers_coming(&self) -> bool {
-        self.heads_read > self.responses_written
+        self.heads.heads() > self.responses_written
     }
 
     /// Starts (or resets) the timer to fire `after` from now.
@@ -223,10 +185,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Coalescing<S> {
     /// client still sends for a moment, then tell hyper the stream ended.
     #[cold]
     fn poll_linger(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some(refused) = self.refused.as_mut().filter(|refused| !refused.answered) {
+            refused.answered = true;
+            let answer = refused.why.response();
+            self.held.extend_from_slice(&answer);
+            self.activity.set_unwritten(true);
+            self.start_timer(LINGER);
+        }
         ready!(self.poll_write_held(cx))?;
         let before = buf.filled().len();
         loop {
-            let discarded = self.refused.as_ref().map_or(0, |refusal| refusal.discarded);
+            let discarded = self.refused.as_ref().map_or(0, |refused| refused.discarded);
             if discarded >= LINGER_BYTES || self.timer_fired(cx) {
                 return Poll::Ready(Ok(()));
             }
@@ -236,8 +205,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Coalescing<S> {
             if read == 0 {
                 return Poll::Ready(Ok(()));
             }
-            if let Some(refusal) = &mut self.refused {
-                refusal.discarded += read;
+            if let Some(refused) = &mut self.refused {
+                refused.discarded += read;
             }
         }
     }
@@ -256,14 +225,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalescing<S> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         let new = &buf.filled()[before..];
-        if let Some(answer) = this.scan(new) {
-            // hyper never sees the bytes past the bound.
-            buf.set_filled(before);
-            this.held.extend_from_slice(answer);
-            this.activity.set_unwritten(true);
-            this.refused = Some(Refusal { discarded: 0 });
-            this.start_timer(LINGER);
-            return this.poll_linger(cx, buf);
+        if let Some((why, complete)) = this.heads.scan(new) {
+            // hyper gets the complete heads of this read, never the bytes of
+            // the refused one; it answers those first, and the refusal goes
+            // out when it asks for more.
+            buf.set_filled(before + complete);
+            this.refused = Some(Refused {
+                why,
+                answered: false,
+                discarded: 0,
+            });
+            if complete == 0 {
+                return this.poll_linger(cx, buf);
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -339,53 +313,5 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalescing<S> {
         let this = self.get_mut();
         ready!(this.poll_write_held(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn wrapper(max_head_bytes: usize) -> Coalescing<()> {
-        let limits = Limits {
-            max_head_bytes,
-            write_timeout: Duration::from_secs(30),
-        };
-        Coalescing::new((), limits, Arc::default())
-    }
-
-    #[test]
-    fn heads_are_counted_across_reads() {
-        let mut io = wrapper(16 * 1024);
-        io.scan(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r");
-        assert_eq!(io.heads_read, 1);
-        io.scan(b"\n");
-        assert_eq!(io.heads_read, 2);
-        io.scan(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
-        assert_eq!(io.heads_read, 4);
-    }
-
-    #[test]
-    fn a_head_past_the_bound_is_answered_414_in_its_request_line_and_431_after() {
-        let mut io = wrapper(64);
-        let long_target = format!("GET /{} HTTP/1.1\r\n", "a".repeat(70));
-        assert_eq!(io.scan(long_target.as_bytes()), Some(URI_TOO_LONG));
-
-        let mut io = wrapper(64);
-        assert_eq!(io.scan(b"GET /version HTTP/1.1\r\n"), None);
-        let long_header = format!("X-Long: {}\r\n", "b".repeat(60));
-        assert_eq!(io.scan(long_header.as_bytes()), Some(HEAD_TOO_LARGE));
-    }
-
-    #[test]
-    fn the_bound_applies_to_each_head_not_to_the_connection() {
-        let mut io = wrapper(64);
-        for _ in 0..100 {
-            assert_eq!(io.scan(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"), None);
-        }
-        assert_eq!(io.heads_read, 100);
-        // Split across reads, a head is measured whole.
-        assert_eq!(io.scan(b"GET /version HTTP/1.1\r\nX-A: "), None);
-        assert_eq!(io.scan(&[b'c'; 40]), Some(HEAD_TOO_LARGE));
     }
 }

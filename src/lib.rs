@@ -9,6 +9,8 @@
 //! - [`server`]: sockets, the accept loop, hyper's connections, shutdown.
 //! - [`io`]: the socket as hyper sees it: pipelined answers coalesced, heads
 //!   bounded, a write timeout.
+//! - [`head`]: the scan of what a connection reads: heads counted and
+//!   bounded.
 //! - [`activity`]: whether a connection is answering, for shutdown.
 //! - [`handlers`]: `handle` (route, dispatch, count) and one function per
 //!   endpoint, with the `State` they reach.
@@ -27,7 +29,7 @@
 //! - [`seed`]: `bakeoff seed`, the schema and deterministic sample data.
 //!
 //! Invariants a change must keep:
-//! - `router`, `params`, `json` and `rows` do no I/O (they are unit-tested
+//! - `router`, `params`, `head`, `json` and `rows` do no I/O (they are unit-tested
 //!   and fuzzed as pure functions).
 //! - No request path unwraps or panics on purpose (denied below).
 //! - No error's text reaches a body: `ApiError` answers with fixed texts.
@@ -49,6 +51,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod handlers;
+pub mod head;
 pub mod io;
 pub mod json;
 pub mod log;
