@@ -107,6 +107,18 @@ impl SharedSlots {
         }
     }
 
+    /// Empties the slots whose connection has closed and refills them. Run
+    /// by the pool's sweeper, so that a pool no request uses still notices a
+    /// restart of the database and reconnects.
+    pub fn sweep(self: &Arc<Self>) {
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(closed) = slot.connection.load_full().filter(|c| c.is_closed()) {
+                slot.connection.compare_and_swap(&closed, None);
+                self.refill(index);
+            }
+        }
+    }
+
     /// Starts a task that fills slot `index` from bb8, unless one runs.
     fn refill(self: &Arc<Self>, index: usize) {
         if self.slots[index].refilling.swap(true, Ordering::AcqRel) {
