@@ -19,18 +19,17 @@
 //! fails saying so. Lines starting with `[figure]` say what was observed
 //! (`cargo test --test pgbouncer -- --nocapture`).
 
-// Shared with the other test binaries, which use what this file does not.
-#[allow(dead_code)]
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::http::{self, Conn, Response};
-use support::pgbouncer::{Config, PgBouncer, PoolMode};
-use support::{Server, assert_body, assert_error, fixture, model};
+use testkit::http::{self, Conn, Response};
+use testkit::pgbouncer::{Config, PgBouncer, PoolMode};
+use testkit::{Kit, Server, assert_body, assert_error, model};
+
+/// The kit, bound to the binary under test: the fixture and its cluster.
+static KIT: Kit = Kit::new(env!("CARGO_BIN_EXE_bakeoff"));
 
 const DBNAME: &str = "bakeoff";
 const SERVICE_UNAVAILABLE: &str = r#"{"detail":"Service Unavailable"}"#;
@@ -53,7 +52,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 fn bouncer(config: &Config) -> PgBouncer {
-    PgBouncer::start(fixture().cluster.port, DBNAME, config)
+    PgBouncer::start(KIT.fixture().cluster.port, DBNAME, config)
         .unwrap_or_else(|e| panic!("cannot start PgBouncer: {e}"))
 }
 
@@ -69,13 +68,13 @@ fn server(database_url: &str, statements: &str, env: &[(&str, &str)]) -> Server 
         ("POOL_TIMEOUT_MS", "5000"),
     ];
     all.extend_from_slice(env);
-    Server::start(database_url, &all)
+    KIT.start_server(database_url, &all)
 }
 
 /// The database requests of the load, with the body each must answer: the
 /// expected bodies come from the fixture's own reading of the tables.
 fn database_cases() -> Vec<(String, Vec<u8>)> {
-    let f = fixture();
+    let f = KIT.fixture();
     let mut cases = vec![
         ("/types".to_string(), f.snapshot.types_json()),
         ("/readyz".to_string(), br#"{"status":"ready"}"#.to_vec()),
@@ -87,7 +86,7 @@ fn database_cases() -> Vec<(String, Vec<u8>)> {
         (5, 1, Some("o'b")),
     ] {
         let query = match starts {
-            Some(s) => format!("limit={limit}&offset={offset}&starts={}", support::pct(s)),
+            Some(s) => format!("limit={limit}&offset={offset}&starts={}", testkit::pct(s)),
             None => format!("limit={limit}&offset={offset}"),
         };
         let body = f.page_json(limit, offset, starts);
@@ -95,7 +94,7 @@ fn database_cases() -> Vec<(String, Vec<u8>)> {
             cases.push((format!("{path}?{query}"), body.clone()));
         }
     }
-    for id in [1, 17, 500, i64::from(support::SEEDED_CONTACTS)] {
+    for id in [1, 17, 500, i64::from(testkit::SEEDED_CONTACTS)] {
         let body = f
             .snapshot
             .contact_json(id)
@@ -293,7 +292,7 @@ fn transaction_pooling_with_unnamed_statements_serves_every_endpoint_from_two_se
 #[test]
 fn session_pooling_with_prepared_statements_works_as_pgbouncer_comes_and_keeps_the_timeout() {
     let _serial = serial();
-    let f = fixture();
+    let f = KIT.fixture();
 
     // PgBouncer's defaults: the server sends no startup options (PgBouncer
     // refuses `options`); it sets its statement timeout with a `SET` on each
@@ -400,7 +399,7 @@ fn transaction_pooling_with_prepared_statements_answers_503_never_500_and_stays_
 #[test]
 fn a_role_statement_timeout_applies_through_transaction_pooling() {
     let _serial = serial();
-    let f = fixture();
+    let f = KIT.fixture();
     let role = "bakeoff_pgbouncer_test";
     let mut admin = postgres::Client::connect(&f.cluster.conn_string(DBNAME), postgres::NoTls)
         .expect("connect");
@@ -457,7 +456,7 @@ fn a_role_statement_timeout_applies_through_transaction_pooling() {
 /// `/types` while another session holds `contact_types` locked: the answer
 /// and how long it took. The lock is released before returning.
 fn types_behind_a_lock(addr: SocketAddr) -> (Response, Duration) {
-    let f = fixture();
+    let f = KIT.fixture();
     let mut locker = postgres::Client::connect(&f.cluster.conn_string(DBNAME), postgres::NoTls)
         .expect("connect");
     let mut tx = locker.transaction().expect("BEGIN");
