@@ -9,7 +9,7 @@
 //! benches where that binary is (`CARGO_BIN_EXE_bakeoff`, at compile time),
 //! so each of them hands the path to the kit once, in a static [`Kit`]:
 //!
-//! ```ignore
+//! ```text
 //! static KIT: testkit::Kit = testkit::Kit::new(env!("CARGO_BIN_EXE_bakeoff"));
 //!
 //! let response = testkit::http::get(KIT.addr(), "/types");

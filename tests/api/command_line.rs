@@ -8,9 +8,9 @@ use crate::KIT;
 #[test]
 fn sigterm_and_sigint_stop_the_server_with_exit_code_0() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        let s = KIT.start_server(&KIT.fixture().database_url, &[]);
-        assert_eq!(http::get(s.addr, "/version").status, 200);
-        let status = s.stop_with(signal).expect("no exit within 30 s");
+        let server = KIT.start_server(&KIT.fixture().database_url, &[]);
+        assert_eq!(http::get(server.addr, "/version").status, 200);
+        let status = server.stop_with(signal).expect("no exit within 30 s");
         assert_eq!(status.code(), Some(0), "after signal {signal}: {status}");
     }
 }
@@ -29,21 +29,24 @@ fn a_bad_setting_exits_with_code_2_and_one_line_naming_it() {
 
 #[test]
 fn metrics_count_requests_by_route_and_status_in_prometheus_text() {
-    let s = KIT.start_server(&KIT.fixture().database_url, &[]);
+    let server = KIT.start_server(&KIT.fixture().database_url, &[]);
     for _ in 0..3 {
-        assert_eq!(http::get(s.addr, "/types").status, 200);
+        assert_eq!(http::get(server.addr, "/types").status, 200);
     }
     for _ in 0..2 {
-        assert_eq!(http::get(s.addr, "/nope").status, 404);
+        assert_eq!(http::get(server.addr, "/nope").status, 404);
     }
-    assert_eq!(http::get(s.addr, "/contacts/fetch?limit=0").status, 422);
-    let r = http::get(s.addr, "/metrics");
-    assert_eq!(r.status, 200);
     assert_eq!(
-        r.header("content-type"),
+        http::get(server.addr, "/contacts/fetch?limit=0").status,
+        422
+    );
+    let response = http::get(server.addr, "/metrics");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
-    let text = r.body_str();
+    let text = response.body_str();
     // By default, two connections per core (one pool per core), plus one per
     // core for the `starts` pages, planned per call.
     let cores = std::thread::available_parallelism().unwrap().get();
@@ -57,14 +60,15 @@ fn metrics_count_requests_by_route_and_status_in_prometheus_text() {
         &pool_size,
     ] {
         assert!(
-            text.lines().any(|l| l == line),
+            text.lines().any(|candidate| candidate == line),
             "no line {line:?} in:\n{text}"
         );
     }
     // The scrape's own connection is open while it is answered.
     assert!(
         text.lines().any(
-            |l| l.starts_with("bakeoff_open_connections ") && l != "bakeoff_open_connections 0"
+            |candidate| candidate.starts_with("bakeoff_open_connections ")
+                && candidate != "bakeoff_open_connections 0"
         ),
         "{text}"
     );
@@ -87,12 +91,12 @@ fn the_access_log_is_off_by_default_and_one_line_per_request_when_on() {
     };
     assert!(
         log.lines()
-            .any(|l| l.contains("\"GET /types HTTP/1.1\" 200 ")),
+            .any(|line| line.contains("\"GET /types HTTP/1.1\" 200 ")),
         "{log}"
     );
     assert!(
         log.lines()
-            .any(|l| l.contains("\"GET /contacts/0 HTTP/1.1\" 404 30 ")),
+            .any(|line| line.contains("\"GET /contacts/0 HTTP/1.1\" 404 30 ")),
         "{log}"
     );
     assert!(!quiet.stderr().contains("GET /types"), "{}", quiet.stderr());

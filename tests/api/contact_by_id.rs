@@ -9,23 +9,23 @@ use crate::{CONTACT_NOT_FOUND, KIT};
 
 #[test]
 fn every_contact_by_id_matches_the_database_byte_for_byte() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
-    for c in &f.snapshot.contacts {
-        let target = format!("/contacts/{}", c.contact_id);
-        let r = conn.get(&target);
-        assert_body(&target, &r, &serde_json::to_vec(c).unwrap());
-        assert_json_type(&target, &r);
+    for contact in &fixture.snapshot.contacts {
+        let target = format!("/contacts/{}", contact.contact_id);
+        let response = conn.get(&target);
+        assert_body(&target, &response, &serde_json::to_vec(contact).unwrap());
+        assert_json_type(&target, &response);
     }
 }
 
 #[test]
 fn contact_strings_are_escaped_exactly_as_serde_json_escapes_them() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     // What the expectation itself must contain: short escapes for " \ \b \f
     // \n \r \t, \u00XX in lowercase hex for other controls, the rest raw
     // (DEL, U+2028, U+2029, emoji, '/', '<', '&').
-    let json = |id| String::from_utf8(f.snapshot.contact_json(id).unwrap()).unwrap();
+    let json = |id| String::from_utf8(fixture.snapshot.contact_json(id).unwrap()).unwrap();
     assert!(json(900_001).contains(r#""Quote\"Back\\slash/Solidus""#));
     assert!(json(900_001).contains(r#""\\Backslash""#));
     assert!(json(900_002).contains(r#""Tab\tNew\nline\rCR""#));
@@ -33,13 +33,16 @@ fn contact_strings_are_escaped_exactly_as_serde_json_escapes_them() {
     assert!(json(900_004).contains("\"Line\u{2028}Para\u{2029}Emoji😀\""));
     assert!(json(900_010).contains(r#""</script>&<>'=\"""#));
     let mut conn = Conn::connect(KIT.addr());
-    for x in model::extras() {
-        let target = format!("/contacts/{}", x.contact_id);
-        let r = conn.get(&target);
+    for extra in model::extras() {
+        let target = format!("/contacts/{}", extra.contact_id);
+        let response = conn.get(&target);
         assert_body(
             &target,
-            &r,
-            &f.snapshot.contact_json(x.contact_id.into()).unwrap(),
+            &response,
+            &fixture
+                .snapshot
+                .contact_json(extra.contact_id.into())
+                .unwrap(),
         );
     }
 }
@@ -63,14 +66,14 @@ fn null_phones_and_emails_are_left_out_and_none_gives_an_empty_array() {
     ];
     for (id, phones, emails) in cases {
         let target = format!("/contacts/{id}");
-        let r = conn.get(&target);
-        assert_eq!(r.status, 200, "{target}: {r}");
-        let v = r.json();
-        assert_eq!(v["phone_number"], phones, "{target}: {r}");
-        assert_eq!(v["email"], emails, "{target}: {r}");
+        let response = conn.get(&target);
+        assert_eq!(response.status, 200, "{target}: {response}");
+        let parsed = response.json();
+        assert_eq!(parsed["phone_number"], phones, "{target}: {response}");
+        assert_eq!(parsed["email"], emails, "{target}: {response}");
         assert_body(
             &target,
-            &r,
+            &response,
             &KIT.fixture().snapshot.contact_json(id).unwrap(),
         );
     }
@@ -80,15 +83,15 @@ fn null_phones_and_emails_are_left_out_and_none_gives_an_empty_array() {
 fn contact_id_zero_or_absent_is_404_contact_not_found() {
     let snap = &KIT.fixture().snapshot;
     for id in ["0", "-0", "000", "1001", "899999", "2147483647"] {
-        let n: i64 = id.parse().unwrap();
-        assert!(snap.contact(n).is_none(), "fixture has contact {id}");
+        let number: i64 = id.parse().unwrap();
+        assert!(snap.contact(number).is_none(), "fixture has contact {id}");
         for method in ["GET", "HEAD"] {
             let target = format!("/contacts/{id}");
-            let r = http::request(KIT.addr(), method, &target);
+            let response = http::request(KIT.addr(), method, &target);
             if method == "GET" {
-                assert_error(&target, &r, 404, CONTACT_NOT_FOUND);
+                assert_error(&target, &response, 404, CONTACT_NOT_FOUND);
             } else {
-                assert_eq!(r.status, 404, "HEAD {target}: {r}");
+                assert_eq!(response.status, 404, "HEAD {target}: {response}");
             }
         }
     }
@@ -125,9 +128,9 @@ fn contact_id_not_an_integer_from_0_to_2147483647_is_422_path_contact_id() {
         "%zz",
     ] {
         let target = format!("/contacts/{id}");
-        let r = conn.get(&target);
-        assert_422(&target, &r, &[["path", "contact_id"]]);
-        assert_json_type(&target, &r);
-        assert_no_leak(&target, &r, &[]);
+        let response = conn.get(&target);
+        assert_422(&target, &response, &[["path", "contact_id"]]);
+        assert_json_type(&target, &response);
+        assert_no_leak(&target, &response, &[]);
     }
 }

@@ -15,16 +15,16 @@ fn down_url(port: u16) -> String {
 }
 
 #[track_caller]
-fn assert_503(target: &str, r: &Response) {
-    assert_error(target, r, 503, SERVICE_UNAVAILABLE);
-    let retry = r
+fn assert_503(target: &str, response: &Response) {
+    assert_error(target, response, 503, SERVICE_UNAVAILABLE);
+    let retry = response
         .header("retry-after")
-        .unwrap_or_else(|| panic!("{target}: 503 without Retry-After: {r}"));
+        .unwrap_or_else(|| panic!("{target}: 503 without Retry-After: {response}"));
     assert!(
-        !retry.is_empty() && retry.bytes().all(|b| b.is_ascii_digit()),
+        !retry.is_empty() && retry.bytes().all(|byte| byte.is_ascii_digit()),
         "{target}: Retry-After {retry:?} is not a number of seconds"
     );
-    assert_no_leak(target, r, &[SECRET, "bakeoff"]);
+    assert_no_leak(target, response, &[SECRET, "bakeoff"]);
 }
 
 const POOL_MODES: [&str; 2] = ["shared", "exclusive"];
@@ -39,16 +39,16 @@ fn server_without_a_database_starts_and_answers_503_on_database_endpoints() {
 fn without_a_database_503s(mode: &str) {
     // A port nothing listens on: the shared cluster stays up for the others.
     let port = testkit::pg::free_port();
-    let s = KIT.start_server(
+    let server = KIT.start_server(
         &down_url(port),
         &[("POOL_TIMEOUT_MS", "300"), ("POOL_MODE", mode)],
     );
     assert!(
-        !s.first_line.contains(SECRET),
+        !server.first_line.contains(SECRET),
         "the first stderr line shows the password: {}",
-        s.first_line
+        server.first_line
     );
-    let mut conn = Conn::connect(s.addr);
+    let mut conn = Conn::connect(server.addr);
     assert_body("/version", &conn.get("/version"), &version_body());
     assert_body("/fibonacci/10", &conn.get("/fibonacci/10"), &fib_body(10));
     for target in [
@@ -60,15 +60,21 @@ fn without_a_database_503s(mode: &str) {
         "/contacts/fetch?starts=m&limit=5",
         "/contacts/for?offset=3",
     ] {
-        let r = conn.get(target);
-        assert_503(&format!("{target} (pool mode {mode})"), &r);
-        let h = conn.request("HEAD", target);
-        assert_eq!(h.status, 503, "HEAD {target}: {h}");
-        assert!(h.header("retry-after").is_some(), "HEAD {target}: {h}");
+        let response = conn.get(target);
+        assert_503(&format!("{target} (pool mode {mode})"), &response);
+        let head = conn.request("HEAD", target);
+        assert_eq!(head.status, 503, "HEAD {target}: {head}");
+        assert!(
+            head.header("retry-after").is_some(),
+            "HEAD {target}: {head}"
+        );
     }
     // Still serving after all those failures.
     assert_body("/version", &conn.get("/version"), &version_body());
-    assert!(!s.stderr().contains(SECRET), "stderr shows the password");
+    assert!(
+        !server.stderr().contains(SECRET),
+        "stderr shows the password"
+    );
 }
 
 #[test]
@@ -79,37 +85,41 @@ fn server_answers_again_once_the_database_comes_back() {
 }
 
 fn answers_again_once_the_database_is_back(mode: &str) {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let port = testkit::pg::free_port();
-    let s = KIT.start_server(
+    let server = KIT.start_server(
         &down_url(port),
         &[("POOL_TIMEOUT_MS", "300"), ("POOL_MODE", mode)],
     );
     assert_503(
         &format!("/types (pool mode {mode})"),
-        &http::get(s.addr, "/types"),
+        &http::get(server.addr, "/types"),
     );
 
     // The database "comes back": its port now leads to the shared cluster.
-    let cluster: SocketAddr = ([127, 0, 0, 1], f.cluster.port).into();
+    let cluster: SocketAddr = ([127, 0, 0, 1], fixture.cluster.port).into();
     let _proxy = testkit::proxy::Proxy::start(port, cluster).expect("listen on the closed port");
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = http::get(s.addr, "/types");
+    let mut last = http::get(server.addr, "/types");
     while last.status != 200 && Instant::now() < deadline {
         assert_503(&format!("/types while reconnecting ({mode})"), &last);
         std::thread::sleep(Duration::from_millis(50));
-        last = http::get(s.addr, "/types");
+        last = http::get(server.addr, "/types");
     }
     assert_body(
         "/types after the database came back",
         &last,
-        &f.snapshot.types_json(),
+        &fixture.snapshot.types_json(),
     );
     assert_body(
         "/contacts/5",
-        &http::get(s.addr, "/contacts/5"),
-        &f.snapshot.contact_json(5).unwrap(),
+        &http::get(server.addr, "/contacts/5"),
+        &fixture.snapshot.contact_json(5).unwrap(),
     );
-    let mut conn = Conn::connect(s.addr);
-    assert_pages(&mut conn, "limit=10&offset=20", &f.page_json(10, 20, None));
+    let mut conn = Conn::connect(server.addr);
+    assert_pages(
+        &mut conn,
+        "limit=10&offset=20",
+        &fixture.page_json(10, 20, None),
+    );
 }

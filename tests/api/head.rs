@@ -23,34 +23,34 @@ fn head_answers_like_get_with_the_same_headers_and_no_body() {
         "/contacts/abc",
         "/fibonacci/41",
     ] {
-        let g = conn.get(target);
-        let h = conn.request("HEAD", target);
-        assert_eq!(h.status, g.status, "HEAD {target}: {h}\nGET: {g}");
+        let get = conn.get(target);
+        let head = conn.request("HEAD", target);
+        assert_eq!(head.status, get.status, "HEAD {target}: {head}\nGET: {get}");
         assert_eq!(
-            h.comparable_headers(),
-            g.comparable_headers(),
-            "HEAD {target} headers differ from GET's\nHEAD: {h}\nGET: {g}"
+            head.comparable_headers(),
+            get.comparable_headers(),
+            "HEAD {target} headers differ from GET's\nHEAD: {head}\nGET: {get}"
         );
-        assert_json_type(&format!("HEAD {target}"), &h);
-        let chunked = g.header("transfer-encoding").is_some();
+        assert_json_type(&format!("HEAD {target}"), &head);
+        let chunked = get.header("transfer-encoding").is_some();
         if !(chunked && target.starts_with("/contacts/for")) {
-            let len = g.body.len().to_string();
+            let len = get.body.len().to_string();
             assert_eq!(
-                g.header("content-length"),
+                get.header("content-length"),
                 Some(len.as_str()),
-                "GET {target}: {g}"
+                "GET {target}: {get}"
             );
             assert_eq!(
-                h.header("content-length"),
+                head.header("content-length"),
                 Some(len.as_str()),
-                "HEAD {target}: {h}"
+                "HEAD {target}: {head}"
             );
         }
         // Had HEAD sent body bytes, this response would not parse.
-        let v = conn.get("/version");
+        let version = conn.get("/version");
         assert_body(
             &format!("GET /version after HEAD {target}"),
-            &v,
+            &version,
             &version_body(),
         );
     }

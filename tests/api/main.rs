@@ -51,12 +51,12 @@ fn version_body() -> Vec<u8> {
     format!(r#"{{"version":"{VERSION}"}}"#).into_bytes()
 }
 
-fn fib_body(n: u32) -> Vec<u8> {
-    format!(r#"{{"result":{}}}"#, model::fib(n)).into_bytes()
+fn fib_body(index: u32) -> Vec<u8> {
+    format!(r#"{{"result":{}}}"#, model::fib(index)).into_bytes()
 }
 
 fn ids(contacts: &[&Contact]) -> Vec<i32> {
-    contacts.iter().map(|c| c.contact_id).collect()
+    contacts.iter().map(|contact| contact.contact_id).collect()
 }
 
 /// GETs `path?query` on both page endpoints and checks both bodies are
@@ -65,10 +65,10 @@ fn assert_pages(conn: &mut Conn, query: &str, expected: &[u8]) {
     let mut bodies = Vec::new();
     for page in PAGES {
         let target = format!("{page}?{query}");
-        let r = conn.get(&target);
-        assert_body(&target, &r, expected);
-        assert_json_type(&target, &r);
-        bodies.push(r.body);
+        let response = conn.get(&target);
+        assert_body(&target, &response, expected);
+        assert_json_type(&target, &response);
+        bodies.push(response.body);
     }
     assert_eq!(bodies[0], bodies[1], "fetch and for differ for ?{query}");
 }
@@ -77,9 +77,9 @@ fn assert_pages(conn: &mut Conn, query: &str, expected: &[u8]) {
 fn assert_pages_422(conn: &mut Conn, query: &str, locs: &[[&str; 2]]) {
     for page in PAGES {
         let target = format!("{page}?{query}");
-        let r = conn.get(&target);
-        assert_422(&target, &r, locs);
-        assert_json_type(&target, &r);
-        assert_no_leak(&target, &r, &[]);
+        let response = conn.get(&target);
+        assert_422(&target, &response, locs);
+        assert_json_type(&target, &response);
+        assert_no_leak(&target, &response, &[]);
     }
 }

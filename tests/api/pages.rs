@@ -8,22 +8,22 @@ use crate::{KIT, PAGES, assert_pages, assert_pages_422};
 
 #[test]
 fn pages_default_to_limit_100_offset_0() {
-    let f = KIT.fixture();
-    let expected = f.page_json(100, 0, None);
-    assert_eq!(f.page(100, 0, None).len(), 100);
+    let fixture = KIT.fixture();
+    let expected = fixture.page_json(100, 0, None);
+    assert_eq!(fixture.page(100, 0, None).len(), 100);
     let mut conn = Conn::connect(KIT.addr());
     for page in PAGES {
         for target in [page.to_string(), format!("{page}?")] {
-            let r = conn.get(&target);
-            assert_body(&target, &r, &expected);
-            assert_json_type(&target, &r);
+            let response = conn.get(&target);
+            assert_body(&target, &response, &expected);
+            assert_json_type(&target, &response);
         }
     }
 }
 
 #[test]
 fn fetch_and_for_answer_the_same_bytes_for_the_same_parameters() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
     let cases: &[(&str, usize, u64, Option<&str>)] = &[
         ("limit=1", 1, 0, None),
@@ -42,21 +42,26 @@ fn fetch_and_for_answer_the_same_bytes_for_the_same_parameters() {
         ("starts=zzz", 100, 0, Some("zzz")),
     ];
     for &(query, limit, offset, starts) in cases {
-        assert_pages(&mut conn, query, &f.page_json(limit, offset, starts));
+        assert_pages(&mut conn, query, &fixture.page_json(limit, offset, starts));
     }
     // The cases cover a full page, a partial last page (with the extra
     // contacts) and an empty one.
-    assert_eq!(f.page(200, 0, None).len(), 200);
-    assert!(f.page(50, 995, None).iter().any(|c| c.contact_id > 900_000));
-    assert!(f.page(100, 100_000, None).is_empty());
+    assert_eq!(fixture.page(200, 0, None).len(), 200);
+    assert!(
+        fixture
+            .page(50, 995, None)
+            .iter()
+            .any(|contact| contact.contact_id > 900_000)
+    );
+    assert!(fixture.page(100, 100_000, None).is_empty());
 }
 
 #[test]
 fn limit_accepts_1_and_200_and_rejects_0_and_201() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
-    assert_pages(&mut conn, "limit=1", &f.page_json(1, 0, None));
-    assert_pages(&mut conn, "limit=200", &f.page_json(200, 0, None));
+    assert_pages(&mut conn, "limit=1", &fixture.page_json(1, 0, None));
+    assert_pages(&mut conn, "limit=200", &fixture.page_json(200, 0, None));
     for bad in ["0", "201", "-1", "2147483648", "99999999999999999999"] {
         assert_pages_422(&mut conn, &format!("limit={bad}"), &[["query", "limit"]]);
     }
@@ -64,9 +69,13 @@ fn limit_accepts_1_and_200_and_rejects_0_and_201() {
 
 #[test]
 fn offset_accepts_0_to_2147483647_and_rejects_the_rest() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
-    assert_pages(&mut conn, "offset=0&limit=3", &f.page_json(3, 0, None));
+    assert_pages(
+        &mut conn,
+        "offset=0&limit=3",
+        &fixture.page_json(3, 0, None),
+    );
     assert_pages(&mut conn, "offset=2147483647", b"[]");
     assert_pages(&mut conn, "offset=2147483647&limit=200&starts=m", b"[]");
     for bad in ["-1", "2147483648", "-2147483648", "9223372036854775808"] {
@@ -105,16 +114,20 @@ fn limit_and_offset_must_be_plain_decimal_integers() {
 
 #[test]
 fn limit_and_offset_accept_leading_zeros_minus_zero_and_percent_encoded_digits() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
-    assert_pages(&mut conn, "limit=007", &f.page_json(7, 0, None));
-    assert_pages(&mut conn, "offset=-0&limit=2", &f.page_json(2, 0, None));
+    assert_pages(&mut conn, "limit=007", &fixture.page_json(7, 0, None));
+    assert_pages(
+        &mut conn,
+        "offset=-0&limit=2",
+        &fixture.page_json(2, 0, None),
+    );
     assert_pages(
         &mut conn,
         "offset=0000000000000000000000000000010&limit=2",
-        &f.page_json(2, 10, None),
+        &fixture.page_json(2, 10, None),
     );
-    assert_pages(&mut conn, "limit=%35", &f.page_json(5, 0, None));
+    assert_pages(&mut conn, "limit=%35", &fixture.page_json(5, 0, None));
 }
 
 #[test]

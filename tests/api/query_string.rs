@@ -8,21 +8,25 @@ use crate::{KIT, assert_pages, assert_pages_422, fib_body, version_body};
 
 #[test]
 fn unknown_query_parameters_are_ignored() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
-    assert_pages(&mut conn, "foo=bar&limit=3&x", &f.page_json(3, 0, None));
+    assert_pages(
+        &mut conn,
+        "foo=bar&limit=3&x",
+        &fixture.page_json(3, 0, None),
+    );
     assert_pages(
         &mut conn,
         "LIMIT=0&limit=3&Offset=-1",
-        &f.page_json(3, 0, None),
+        &fixture.page_json(3, 0, None),
     );
-    assert_pages(&mut conn, "&&limit=3&", &f.page_json(3, 0, None));
+    assert_pages(&mut conn, "&&limit=3&", &fixture.page_json(3, 0, None));
     let cases = [
-        ("/types?limit=abc", f.snapshot.types_json()),
+        ("/types?limit=abc", fixture.snapshot.types_json()),
         ("/version?x=1", version_body()),
         (
             "/contacts/5?limit=0&starts=",
-            f.snapshot.contact_json(5).unwrap(),
+            fixture.snapshot.contact_json(5).unwrap(),
         ),
         ("/fibonacci/10?n=99", fib_body(10)),
     ];
@@ -33,24 +37,28 @@ fn unknown_query_parameters_are_ignored() {
 
 #[test]
 fn a_repeated_parameter_takes_its_last_value() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
-    assert_pages(&mut conn, "limit=1&limit=3", &f.page_json(3, 0, None));
-    assert_pages(&mut conn, "limit=abc&limit=2", &f.page_json(2, 0, None));
+    assert_pages(&mut conn, "limit=1&limit=3", &fixture.page_json(3, 0, None));
+    assert_pages(
+        &mut conn,
+        "limit=abc&limit=2",
+        &fixture.page_json(2, 0, None),
+    );
     assert_pages(
         &mut conn,
         "offset=5&limit=2&offset=0",
-        &f.page_json(2, 0, None),
+        &fixture.page_json(2, 0, None),
     );
     assert_pages(
         &mut conn,
         "starts=zz&starts=m",
-        &f.page_json(100, 0, Some("m")),
+        &fixture.page_json(100, 0, Some("m")),
     );
     assert_pages(
         &mut conn,
         "starts=%zz&starts=mo",
-        &f.page_json(100, 0, Some("mo")),
+        &fixture.page_json(100, 0, Some("mo")),
     );
     assert_pages_422(&mut conn, "limit=2&limit=abc", &[["query", "limit"]]);
     assert_pages_422(&mut conn, "starts=m&starts=", &[["query", "starts"]]);

@@ -8,9 +8,9 @@ use crate::{KIT, assert_pages, version_body};
 
 #[test]
 fn malformed_requests_neither_crash_the_server_nor_leak_internals() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     // A server of its own, so that a crash fails this test, not all of them.
-    let mut s = KIT.start_server(&f.database_url, &[]);
+    let mut server = KIT.start_server(&fixture.database_url, &[]);
     let long_path = format!(
         "GET /contacts/{} HTTP/1.1\r\nHost: x\r\n\r\n",
         "9".repeat(20_000)
@@ -45,38 +45,45 @@ fn malformed_requests_neither_crash_the_server_nor_leak_internals() {
     ];
     for bytes in &raw {
         let label = testkit::show(&bytes[..bytes.len().min(80)]);
-        let mut conn = Conn::connect(s.addr);
+        let mut conn = Conn::connect(server.addr);
         conn.send(bytes);
         // Some of these get no answer (the connection is just closed).
-        if let Ok(r) = conn.read_response(false) {
-            assert!(r.status < 500, "{label:?} → a server error: {r}");
-            assert_no_leak(&label, &r, &[]);
+        if let Ok(response) = conn.read_response(false) {
+            assert!(
+                response.status < 500,
+                "{label:?} → a server error: {response}"
+            );
+            assert_no_leak(&label, &response, &[]);
         }
     }
     // The injection attempt above changed nothing.
     assert_body(
         "/contacts/1",
-        &http::get(s.addr, "/contacts/1"),
-        &f.snapshot.contact_json(1).unwrap(),
+        &http::get(server.addr, "/contacts/1"),
+        &fixture.snapshot.contact_json(1).unwrap(),
     );
-    assert_body("/version", &http::get(s.addr, "/version"), &version_body());
-    assert_alive(&mut s);
+    assert_body(
+        "/version",
+        &http::get(server.addr, "/version"),
+        &version_body(),
+    );
+    assert_alive(&mut server);
 }
 
 #[test]
 fn a_client_closing_mid_request_or_mid_response_does_not_disturb_others() {
-    let f = KIT.fixture();
-    let a = KIT.addr();
+    let fixture = KIT.fixture();
+    let addr = KIT.addr();
     for _ in 0..20 {
-        let mut conn = Conn::connect(a);
+        let mut conn = Conn::connect(addr);
         conn.send(b"GET /contacts/for?limit=200 HTTP/1.1\r\nHost: x\r\n\r\n");
         drop(conn);
-        let mut half = Conn::connect(a);
+        let mut half = Conn::connect(addr);
         half.send(b"GET /contacts/fetch?lim");
         drop(half);
     }
-    let mut conn = Conn::connect(a);
-    assert_pages(&mut conn, "limit=200", &f.page_json(200, 0, None));
-    let s: BTreeSet<u16> = (0..10).map(|_| conn.get("/types").status).collect();
-    assert_eq!(s, BTreeSet::from([200]));
+    let mut conn = Conn::connect(addr);
+    assert_pages(&mut conn, "limit=200", &fixture.page_json(200, 0, None));
+    let statuses: BTreeSet<u16> = (0..10).map(|_| conn.get("/types").status).collect();
+    assert_eq!(statuses, BTreeSet::from([200]));
 }

@@ -7,39 +7,44 @@ use crate::{KIT, METHOD_NOT_ALLOWED, NOT_FOUND, fib_body, version_body};
 
 #[test]
 fn a_trailing_slash_is_optional_on_every_path_without_redirect() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let pairs: &[(&str, &str, u16, Option<Vec<u8>>)] = &[
         ("/version", "/version/", 200, Some(version_body())),
-        ("/types", "/types/", 200, Some(f.snapshot.types_json())),
+        (
+            "/types",
+            "/types/",
+            200,
+            Some(fixture.snapshot.types_json()),
+        ),
         (
             "/contacts/5",
             "/contacts/5/",
             200,
-            f.snapshot.contact_json(5),
+            fixture.snapshot.contact_json(5),
         ),
         (
             "/contacts/fetch?limit=3",
             "/contacts/fetch/?limit=3",
             200,
-            Some(f.page_json(3, 0, None)),
+            Some(fixture.page_json(3, 0, None)),
         ),
         (
             "/contacts/for?limit=3",
             "/contacts/for/?limit=3",
             200,
-            Some(f.page_json(3, 0, None)),
+            Some(fixture.page_json(3, 0, None)),
         ),
         (
             "/contacts/fetch",
             "/contacts/fetch/",
             200,
-            Some(f.page_json(100, 0, None)),
+            Some(fixture.page_json(100, 0, None)),
         ),
         (
             "/contacts/for",
             "/contacts/for/",
             200,
-            Some(f.page_json(100, 0, None)),
+            Some(fixture.page_json(100, 0, None)),
         ),
         ("/fibonacci/10", "/fibonacci/10/", 200, Some(fib_body(10))),
         ("/contacts/0", "/contacts/0/", 404, None),
@@ -54,16 +59,22 @@ fn a_trailing_slash_is_optional_on_every_path_without_redirect() {
     ];
     let mut conn = Conn::connect(KIT.addr());
     for (bare, slashed, status, expected) in pairs {
-        let a = conn.get(bare);
-        let b = conn.get(slashed);
-        for (target, r) in [(bare, &a), (slashed, &b)] {
-            assert_eq!(r.status, *status, "{target}: {r}");
-            assert!(r.header("location").is_none(), "{target} redirects: {r}");
+        let bare_response = conn.get(bare);
+        let slashed_response = conn.get(slashed);
+        for (target, response) in [(bare, &bare_response), (slashed, &slashed_response)] {
+            assert_eq!(response.status, *status, "{target}: {response}");
+            assert!(
+                response.header("location").is_none(),
+                "{target} redirects: {response}"
+            );
             if let Some(expected) = expected {
-                assert_body(target, r, expected);
+                assert_body(target, response, expected);
             }
         }
-        assert_eq!(a.body, b.body, "{bare} and {slashed} differ");
+        assert_eq!(
+            bare_response.body, slashed_response.body,
+            "{bare} and {slashed} differ"
+        );
     }
 }
 
@@ -92,10 +103,10 @@ fn unknown_paths_are_404_not_found() {
         "/nope?limit=0",
         "/contacts/5/phones?limit=abc",
     ] {
-        let r = conn.get(target);
-        assert_error(target, &r, 404, NOT_FOUND);
-        let h = conn.request("HEAD", target);
-        assert_eq!(h.status, 404, "HEAD {target}: {h}");
+        let response = conn.get(target);
+        assert_error(target, &response, 404, NOT_FOUND);
+        let head = conn.request("HEAD", target);
+        assert_eq!(head.status, 404, "HEAD {target}: {head}");
     }
 }
 
@@ -112,9 +123,13 @@ fn other_methods_on_known_paths_are_405_with_allow_get_head() {
             "/fibonacci/10",
         ] {
             let request = format!("{method} {target}");
-            let r = http::request(KIT.addr(), method, target);
-            assert_error(&request, &r, 405, METHOD_NOT_ALLOWED);
-            assert_eq!(r.header("allow"), Some("GET, HEAD"), "{request}: {r}");
+            let response = http::request(KIT.addr(), method, target);
+            assert_error(&request, &response, 405, METHOD_NOT_ALLOWED);
+            assert_eq!(
+                response.header("allow"),
+                Some("GET, HEAD"),
+                "{request}: {response}"
+            );
         }
         let request = format!("{method} /nope");
         assert_error(
@@ -130,11 +145,16 @@ fn other_methods_on_known_paths_are_405_with_allow_get_head() {
 fn a_405_with_a_request_body_leaves_a_kept_alive_connection_usable() {
     let mut conn = Conn::connect(KIT.addr());
     conn.send(b"POST /types HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\nhello world");
-    let r = conn.read_response(false).expect("405 response");
-    assert_error("POST /types with a body", &r, 405, METHOD_NOT_ALLOWED);
-    let closes = r
+    let response = conn.read_response(false).expect("405 response");
+    assert_error(
+        "POST /types with a body",
+        &response,
+        405,
+        METHOD_NOT_ALLOWED,
+    );
+    let closes = response
         .header("connection")
-        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        .is_some_and(|value| value.eq_ignore_ascii_case("close"));
     if !closes {
         assert_body(
             "GET /version after it",

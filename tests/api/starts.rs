@@ -8,7 +8,7 @@ use crate::{KIT, PAGES, assert_pages, assert_pages_422, ids, version_body};
 
 #[test]
 fn starts_is_a_case_insensitive_prefix_of_the_last_name() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
     for starts in [
         "m",
@@ -32,34 +32,37 @@ fn starts_is_a_case_insensitive_prefix_of_the_last_name() {
         "ŁUKASIEWICZ",
     ] {
         let query = format!("starts={}", pct(starts));
-        assert_pages(&mut conn, &query, &f.page_json(100, 0, Some(starts)));
+        assert_pages(&mut conn, &query, &fixture.page_json(100, 0, Some(starts)));
     }
     // The expectations are not vacuous: Müller is found by every casing,
     // and the matches really begin with the prefix.
     for starts in ["mü", "MÜLLER", "Mü"] {
-        let page = f.page(100, 0, Some(starts));
+        let page = fixture.page(100, 0, Some(starts));
         assert!(!page.is_empty(), "nothing starts with {starts:?}");
-        assert!(page.iter().all(|c| c.last_name.starts_with("Müller")));
+        assert!(
+            page.iter()
+                .all(|contact| contact.last_name.starts_with("Müller"))
+        );
     }
-    assert!(!f.page(100, 0, Some("O'BRIEN")).is_empty());
-    assert!(!f.page(100, 0, Some("NGUYỄN")).is_empty());
-    let r = conn.get("/contacts/fetch?starts=M%C3%BC&limit=200");
-    let names: Vec<String> = r
+    assert!(!fixture.page(100, 0, Some("O'BRIEN")).is_empty());
+    assert!(!fixture.page(100, 0, Some("NGUYỄN")).is_empty());
+    let response = conn.get("/contacts/fetch?starts=M%C3%BC&limit=200");
+    let names: Vec<String> = response
         .json()
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["last_name"].as_str().unwrap().to_string())
+        .map(|contact| contact["last_name"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        !names.is_empty() && names.iter().all(|n| n.starts_with("Müller")),
+        !names.is_empty() && names.iter().all(|name| name.starts_with("Müller")),
         "{names:?}"
     );
 }
 
 #[test]
 fn starts_matches_percent_underscore_backslash_and_quote_literally() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
     // (starts, the ids that really begin with it: from support/model.rs)
     let cases: &[(&str, &[i32])] = &[
@@ -76,19 +79,23 @@ fn starts_matches_percent_underscore_backslash_and_quote_literally() {
         ("\\b", &[900_001]),
     ];
     for &(starts, want) in cases {
-        let page = f.page(100, 0, Some(starts));
+        let page = fixture.page(100, 0, Some(starts));
         assert_eq!(ids(&page), want, "fixture: what starts with {starts:?}");
         let expected = serde_json::to_vec(&page).unwrap();
         assert_pages(&mut conn, &format!("starts={}", pct(starts)), &expected);
     }
     // `_` is unreserved: also sent as is, not percent-encoded.
-    assert_pages(&mut conn, "starts=_", &f.page_json(100, 0, Some("_")));
-    assert_pages(&mut conn, "starts=mo_", &f.page_json(100, 0, Some("mo_")));
+    assert_pages(&mut conn, "starts=_", &fixture.page_json(100, 0, Some("_")));
+    assert_pages(
+        &mut conn,
+        "starts=mo_",
+        &fixture.page_json(100, 0, Some("mo_")),
+    );
 }
 
 #[test]
 fn starts_counts_code_points_from_1_to_100_not_bytes() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
     for (starts, want) in [
         ("é".repeat(100), vec![900_008]),
@@ -96,7 +103,7 @@ fn starts_counts_code_points_from_1_to_100_not_bytes() {
         ("a".repeat(100), vec![]),
         ("é".repeat(99), vec![900_008]),
     ] {
-        let page = f.page(100, 0, Some(&starts));
+        let page = fixture.page(100, 0, Some(&starts));
         assert_eq!(ids(&page), want, "fixture: what starts with {starts:?}");
         let expected = serde_json::to_vec(&page).unwrap();
         assert_pages(&mut conn, &format!("starts={}", pct(&starts)), &expected);
@@ -147,12 +154,12 @@ fn starts_holding_a_nul_character_gets_no_server_error() {
     for page in PAGES {
         for query in ["starts=%00", "starts=M%00"] {
             let target = format!("{page}?{query}");
-            let r = conn.get(&target);
-            assert_no_leak(&target, &r, &[]);
-            if r.status == 200 {
-                assert_body(&target, &r, b"[]");
+            let response = conn.get(&target);
+            assert_no_leak(&target, &response, &[]);
+            if response.status == 200 {
+                assert_body(&target, &response, b"[]");
             } else {
-                assert_422(&target, &r, &[["query", "starts"]]);
+                assert_422(&target, &response, &[["query", "starts"]]);
             }
         }
     }
@@ -161,12 +168,12 @@ fn starts_holding_a_nul_character_gets_no_server_error() {
 
 #[test]
 fn bad_percent_encoding_breaks_only_the_parameter_it_is_in() {
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
     assert_pages_422(&mut conn, "limit=%zz", &[["query", "limit"]]);
     assert_pages_422(&mut conn, "offset=%", &[["query", "offset"]]);
     assert_pages_422(&mut conn, "limit=%FF", &[["query", "limit"]]);
     // An unknown parameter is ignored, however it is encoded.
-    assert_pages(&mut conn, "foo=%zz&limit=2", &f.page_json(2, 0, None));
-    assert_pages(&mut conn, "limit=2&bar=%C3", &f.page_json(2, 0, None));
+    assert_pages(&mut conn, "foo=%zz&limit=2", &fixture.page_json(2, 0, None));
+    assert_pages(&mut conn, "limit=2&bar=%C3", &fixture.page_json(2, 0, None));
 }

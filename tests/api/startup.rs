@@ -8,15 +8,19 @@ use crate::{KIT, VERSION};
 
 #[test]
 fn first_stderr_line_names_the_version_and_the_real_address() {
-    let s = KIT.server();
+    let server = KIT.server();
     let prefix = format!("bakeoff {VERSION} listening on http://127.0.0.1:");
     assert!(
-        s.first_line.starts_with(&prefix),
+        server.first_line.starts_with(&prefix),
         "first stderr line {:?} does not start with {prefix:?}",
-        s.first_line
+        server.first_line
     );
-    assert_ne!(s.addr.port(), 0, "the printed port must be the real one");
-    assert_eq!(http::get(s.addr, "/version").status, 200);
+    assert_ne!(
+        server.addr.port(),
+        0,
+        "the printed port must be the real one"
+    );
+    assert_eq!(http::get(server.addr, "/version").status, 200);
 }
 
 #[test]
@@ -25,18 +29,23 @@ fn seeded_database_has_the_shape_the_contract_describes() {
     let seeded: Vec<&Contact> = snap
         .contacts
         .iter()
-        .filter(|c| c.contact_id < 900_000)
+        .filter(|contact| contact.contact_id < 900_000)
         .collect();
     assert_eq!(
-        seeded.iter().map(|c| c.contact_id).collect::<Vec<_>>(),
+        seeded
+            .iter()
+            .map(|contact| contact.contact_id)
+            .collect::<Vec<_>>(),
         (1..=testkit::SEEDED_CONTACTS).collect::<Vec<_>>(),
         "`bakeoff seed --contacts 1000` must create contacts 1..=1000"
     );
-    let n = seeded.len() as f64;
-    let share = |f: &dyn Fn(&&Contact) -> bool| seeded.iter().filter(|c| f(c)).count() as f64 / n;
-    let phone = share(&|c| !c.phone_number.is_empty());
-    let second_phone = share(&|c| c.phone_number.len() >= 2);
-    let email = share(&|c| !c.email.is_empty());
+    let count = seeded.len() as f64;
+    let share = |predicate: &dyn Fn(&&Contact) -> bool| {
+        seeded.iter().filter(|contact| predicate(contact)).count() as f64 / count
+    };
+    let phone = share(&|contact| !contact.phone_number.is_empty());
+    let second_phone = share(&|contact| contact.phone_number.len() >= 2);
+    let email = share(&|contact| !contact.email.is_empty());
     assert!(
         (0.30..=0.50).contains(&phone),
         "share with a phone: {phone}"
@@ -48,9 +57,15 @@ fn seeded_database_has_the_shape_the_contract_describes() {
     );
     assert!(snap.null_phone_rows > 0 && snap.null_email_rows > 0);
     for name in ["Müller", "O'Brien", "Nguyễn"] {
-        assert!(seeded.iter().any(|c| c.last_name == name), "no {name}");
+        assert!(
+            seeded.iter().any(|contact| contact.last_name == name),
+            "no {name}"
+        );
     }
     for name in ["José", "Zoë"] {
-        assert!(seeded.iter().any(|c| c.first_name == name), "no {name}");
+        assert!(
+            seeded.iter().any(|contact| contact.first_name == name),
+            "no {name}"
+        );
     }
 }

@@ -7,9 +7,9 @@ use crate::{KIT, version_body};
 
 #[test]
 fn version_is_the_cargo_package_version() {
-    let r = http::get(KIT.addr(), "/version");
-    assert_body("GET /version", &r, &version_body());
-    assert_json_type("GET /version", &r);
+    let response = http::get(KIT.addr(), "/version");
+    assert_body("GET /version", &response, &version_body());
+    assert_json_type("GET /version", &response);
 }
 
 #[test]
@@ -20,7 +20,7 @@ fn types_lists_every_type_in_type_id_order() {
         testkit::show(&expected),
         r#"[{"type_id":1,"type_name":"Relatives"},{"type_id":2,"type_name":"Friends"},{"type_id":3,"type_name":"Colleagues"}]"#
     );
-    let r = http::get(KIT.addr(), "/types");
-    assert_body("GET /types", &r, &expected);
-    assert_json_type("GET /types", &r);
+    let response = http::get(KIT.addr(), "/types");
+    assert_body("GET /types", &response, &expected);
+    assert_json_type("GET /types", &response);
 }

@@ -30,34 +30,36 @@ struct Outage {
 }
 
 /// Checks one outage's samples against the rules and returns its figures.
-fn check_outage(mode: &str, o: &Outage, samples: &[Sample], pool_timeout: Duration) -> String {
-    let label = format!("{mode}, {}", o.name);
+fn check_outage(mode: &str, outage: &Outage, samples: &[Sample], pool_timeout: Duration) -> String {
+    let label = format!("{mode}, {}", outage.name);
     // Every request that ended from the moment the stop began until the
     // next outage began (a request running into the next stop is that
     // outage's).
     let window: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.end >= o.stopping && s.end < o.until)
+        .filter(|sample| sample.end >= outage.stopping && sample.end < outage.until)
         .collect();
     // Never a hang, never a dropped connection, never a 500.
-    for s in &window {
-        assert!(s.result.is_ok(), "{label}: {}", s.describe());
+    for sample in &window {
+        assert!(sample.result.is_ok(), "{label}: {}", sample.describe());
     }
     // The endpoints without a database keep answering 200.
-    let plain: Vec<&&Sample> = window.iter().filter(|s| !s.db).collect();
-    for s in &plain {
-        assert_eq!(s.status(), Some(200), "{label}: {}", s.describe());
+    let plain: Vec<&&Sample> = window.iter().filter(|sample| !sample.db).collect();
+    for sample in &plain {
+        assert_eq!(sample.status(), Some(200), "{label}: {}", sample.describe());
     }
     // The first 200 of a database endpoint asked for after PostgreSQL stopped.
     let first_ok = window
         .iter()
-        .filter(|s| s.db && s.start >= o.stopped && s.status() == Some(200))
-        .map(|s| s.end)
+        .filter(|sample| {
+            sample.db && sample.start >= outage.stopped && sample.status() == Some(200)
+        })
+        .map(|sample| sample.end)
         .min()
         .unwrap_or_else(|| panic!("{label}: no database request succeeded after the restart"));
     // `up` is when the harness saw PostgreSQL accept a connection (it polls
     // every 25 ms), so the server may beat it by a little: that is zero.
-    let recovery = first_ok.saturating_duration_since(o.up);
+    let recovery = first_ok.saturating_duration_since(outage.up);
     assert!(
         recovery <= Duration::from_secs(1),
         "{label}: first 200 {recovery:?} after PostgreSQL accepted connections (limit 1 s)"
@@ -65,39 +67,42 @@ fn check_outage(mode: &str, o: &Outage, samples: &[Sample], pool_timeout: Durati
     // While it is down: 503 with Retry-After, within the pool timeout.
     let failed: Vec<&&Sample> = window
         .iter()
-        .filter(|s| s.db && s.status() != Some(200))
+        .filter(|sample| sample.db && sample.status() != Some(200))
         .collect();
     let mut failed_latency = Vec::new();
-    for s in &failed {
+    for sample in &failed {
         assert_503(
-            &format!("{label}: {}", s.target),
-            s.result.as_ref().unwrap(),
+            &format!("{label}: {}", sample.target),
+            sample.result.as_ref().unwrap(),
         );
         assert!(
-            s.latency() <= pool_timeout + Duration::from_millis(300),
+            sample.latency() <= pool_timeout + Duration::from_millis(300),
             "{label}: a 503 took {:?}, more than the pool timeout {pool_timeout:?}: {}",
-            s.latency(),
-            s.describe()
+            sample.latency(),
+            sample.describe()
         );
-        failed_latency.push(s.latency());
+        failed_latency.push(sample.latency());
         // From the first 200 on, not one failure.
         assert!(
-            s.start < first_ok,
+            sample.start < first_ok,
             "{label}: a failure {:?} after the first 200: {}",
-            s.start - first_ok,
-            s.describe()
+            sample.start - first_ok,
+            sample.describe()
         );
     }
-    let during = window.iter().filter(|s| s.start < first_ok);
-    let plain_during = during.clone().filter(|s| !s.db).count();
-    let after = window.iter().filter(|s| s.start >= first_ok).count();
+    let during = window.iter().filter(|sample| sample.start < first_ok);
+    let plain_during = during.clone().filter(|sample| !sample.db).count();
+    let after = window
+        .iter()
+        .filter(|sample| sample.start >= first_ok)
+        .count();
     format!(
         "{label}: PostgreSQL down {:.0} ms; until the first 200 again: {} requests, \
          {} database requests answered 503 + Retry-After (latency {}), \
          {plain_during} without a database all 200, 0 errors or hangs; \
          first 200 {:.0} ms after PostgreSQL accepted connections; \
          then {after} requests, 0 failed",
-        ms(o.up - o.stopping),
+        ms(outage.up - outage.stopping),
         during.count(),
         failed.len(),
         spread(&failed_latency),
@@ -153,28 +158,31 @@ fn database_restart_under_load(mode: &'static str) {
         samples.len()
     );
     // Before the first outage: all 200.
-    for s in samples.iter().filter(|s| s.end < outages[0].stopping) {
+    for sample in samples
+        .iter()
+        .filter(|sample| sample.end < outages[0].stopping)
+    {
         assert_eq!(
-            s.status(),
+            sample.status(),
             Some(200),
             "{test}, steady: {}\nserver log:\n{}",
-            s.describe(),
+            sample.describe(),
             server.stderr()
         );
     }
-    for o in &outages {
-        figure(&test, check_outage(mode, o, &samples, pool_timeout));
+    for outage in &outages {
+        figure(&test, check_outage(mode, outage, &samples, pool_timeout));
     }
     // The long outage really produced 503s (the test is not vacuous).
     let failures = between(&samples, outages[0].stopping, outages[0].until)
-        .filter(|s| s.status() == Some(503))
+        .filter(|sample| sample.status() == Some(503))
         .count();
     assert!(failures > 0, "{test}: no 503 while PostgreSQL was down");
     // Statements were prepared again on the new connections: the pages
     // and contacts, which use them, answered 200 after each restart.
     for target in ["/contacts/7", "/contacts/fetch?limit=5&offset=10"] {
         let after = between(&samples, outages[1].up, outages[1].until)
-            .filter(|s| s.target == target && s.status() == Some(200))
+            .filter(|sample| sample.target == target && sample.status() == Some(200))
             .count();
         assert!(
             after > 0,
@@ -209,10 +217,11 @@ fn killed_database_connections_are_replaced_and_never_lent() {
     let mut client = pg_client();
     for mode in ["shared", "exclusive"] {
         let app = format!("victim_{mode}");
-        let mut s = KIT.start_server(&url_with(&app), &[("POOL_MODE", mode), ("POOL_SIZE", "2")]);
-        wait_for_200(s.addr, "/types", Duration::from_secs(10));
+        let mut server =
+            KIT.start_server(&url_with(&app), &[("POOL_MODE", mode), ("POOL_SIZE", "2")]);
+        wait_for_200(server.addr, "/types", Duration::from_secs(10));
         // Shared mode adds connections of its own for the `starts` pages.
-        let size = pool_gauge(s.addr, "bakeoff_pool_size") as i64;
+        let size = pool_gauge(server.addr, "bakeoff_pool_size") as i64;
         assert!(size >= 2, "{mode}: pool size {size}");
         let deadline = Instant::now() + Duration::from_secs(10);
         while backends(&mut client, &app) < size {
@@ -234,24 +243,24 @@ fn killed_database_connections_are_replaced_and_never_lent() {
             .get(0);
         assert_eq!(killed, size, "{mode}");
         thread::sleep(Duration::from_millis(200));
-        let mut conn = Conn::connect(s.addr);
-        for i in 0..40 {
+        let mut conn = Conn::connect(server.addr);
+        for round in 0..40 {
             let target = [
                 "/types",
                 "/contacts/3",
                 "/contacts/fetch?limit=3",
                 "/contacts/for?limit=3&starts=m",
-            ][i % 4];
-            let r = conn.get(target);
+            ][round % 4];
+            let response = conn.get(target);
             assert_eq!(
-                r.status, 200,
-                "{mode}: request {i} after the kill: {target}: {r}"
+                response.status, 200,
+                "{mode}: request {round} after the kill: {target}: {response}"
             );
         }
 
         // Under load: the requests in flight on a killed connection may
         // fail (503); everything asked for afterwards succeeds.
-        let load = Load::start(s.addr, 4, Duration::from_millis(2));
+        let load = Load::start(server.addr, 4, Duration::from_millis(2));
         thread::sleep(Duration::from_millis(500));
         client
             .execute(
@@ -264,11 +273,11 @@ fn killed_database_connections_are_replaced_and_never_lent() {
         thread::sleep(Duration::from_millis(1500));
         let samples = load.finish();
         let mut failed = 0;
-        for s in &samples {
-            match s.status() {
+        for sample in &samples {
+            match sample.status() {
                 Some(200) => {}
-                Some(503) if s.start < killed_at + Duration::from_millis(100) => failed += 1,
-                _ => panic!("{mode}: {}", s.describe()),
+                Some(503) if sample.start < killed_at + Duration::from_millis(100) => failed += 1,
+                _ => panic!("{mode}: {}", sample.describe()),
             }
         }
         let after = between(
@@ -284,7 +293,7 @@ fn killed_database_connections_are_replaced_and_never_lent() {
                  flight on them got 503, the next {after} all 200"
             ),
         );
-        assert_alive(&mut s);
+        assert_alive(&mut server);
     }
 }
 
@@ -295,9 +304,9 @@ fn killed_database_connections_are_replaced_and_never_lent() {
 fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
     let _serial = serial();
     let test = "statement timeout";
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     for mode in ["exclusive", "shared"] {
-        let s = KIT.start_server(
+        let server = KIT.start_server(
             &url_with(&format!("locked_{mode}")),
             &[
                 ("POOL_MODE", mode),
@@ -305,16 +314,16 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
                 ("STATEMENT_TIMEOUT_MS", "500"),
             ],
         );
-        wait_for_200(s.addr, "/contacts/1", Duration::from_secs(10));
+        wait_for_200(server.addr, "/contacts/1", Duration::from_secs(10));
         let mut locker = pg_client();
         let tx = lock_contacts(&mut locker);
 
-        let a = s.addr;
+        let addr = server.addr;
         // One query stuck: /types, which reads contact_types (not locked),
         // waits at most for its timeout, then gets the one connection.
-        let stuck = thread::spawn(move || timed_get(a, "/contacts/1"));
+        let stuck = thread::spawn(move || timed_get(addr, "/contacts/1"));
         thread::sleep(Duration::from_millis(50));
-        let (types_latency, types) = timed_get(a, "/types");
+        let (types_latency, types) = timed_get(addr, "/types");
         let types = types.expect("/types while contacts is locked");
         assert_eq!(
             types.status, 200,
@@ -325,8 +334,11 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
             types_latency < Duration::from_millis(1500),
             "{mode}: /types took {types_latency:?} behind one stuck query"
         );
-        let (one_latency, r) = stuck.join().unwrap();
-        assert_503(&format!("{mode}: /contacts/1 while locked"), &r.unwrap());
+        let (one_latency, response) = stuck.join().unwrap();
+        assert_503(
+            &format!("{mode}: /contacts/1 while locked"),
+            &response.unwrap(),
+        );
         // Ended by PostgreSQL's statement timeout: not before it, well before
         // the server's own deadline (pool timeout 1 s + statement timeout +
         // 1 s = 2.5 s; the margin is for a loaded CI machine), and PostgreSQL
@@ -338,14 +350,14 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
         // The log line is written before the 503, but read from the pipe by
         // another thread of this test: give it a moment.
         let logged = Instant::now();
-        while !s
+        while !server
             .stderr()
             .contains("canceling statement due to statement timeout")
         {
             assert!(
                 logged.elapsed() < Duration::from_secs(3),
                 "{mode}: the server did not log PostgreSQL's statement timeout: {}",
-                s.stderr()
+                server.stderr()
             );
             thread::sleep(Duration::from_millis(20));
         }
@@ -358,13 +370,14 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
             "/contacts/for?starts=m",
         ]
         .into_iter()
-        .map(|target| thread::spawn(move || (target, timed_get(a, target))))
+        .map(|target| thread::spawn(move || (target, timed_get(addr, target))))
         .collect();
         let mut stuck_latency = Vec::new();
-        for t in stuck {
-            let (target, (latency, r)) = t.join().unwrap();
-            let r = r.unwrap_or_else(|e| panic!("{mode}: {target} while locked: {e}"));
-            assert_503(&format!("{mode}: {target} while locked"), &r);
+        for handle in stuck {
+            let (target, (latency, response)) = handle.join().unwrap();
+            let response =
+                response.unwrap_or_else(|error| panic!("{mode}: {target} while locked: {error}"));
+            assert_503(&format!("{mode}: {target} while locked"), &response);
             // Below the server's 2.5 s deadline: a timeout ended it.
             assert!(
                 latency < Duration::from_millis(2400),
@@ -386,19 +399,19 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
             });
             thread::sleep(Duration::from_millis(100));
         }
-        let (free_latency, r) = timed_get(a, "/types");
-        assert_eq!(r.unwrap().status, 200);
+        let (free_latency, response) = timed_get(addr, "/types");
+        assert_eq!(response.unwrap().status, 200);
         // Not the 1 s pool timeout: the connection was free.
         assert!(
             free_latency < Duration::from_millis(800),
             "{mode}: /types took {free_latency:?} after the timeouts"
         );
         tx.commit().unwrap();
-        let r = http::get(a, "/contacts/1");
+        let response = http::get(addr, "/contacts/1");
         testkit::assert_body(
             "/contacts/1 after the lock",
-            &r,
-            &f.snapshot.contact_json(1).unwrap(),
+            &response,
+            &fixture.snapshot.contact_json(1).unwrap(),
         );
         figure(
             test,

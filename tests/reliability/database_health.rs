@@ -19,24 +19,24 @@ use crate::{KIT, SECRET};
 #[test]
 fn healthz_is_always_200_and_readyz_follows_the_database() {
     let _serial = serial();
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     for mode in ["shared", "exclusive"] {
         let port = pg::free_port();
         let url = format!("postgresql://postgres:{SECRET}@127.0.0.1:{port}/bakeoff");
-        let s = KIT.start_server(&url, &[("POOL_MODE", mode), ("POOL_TIMEOUT_MS", "300")]);
-        let health = http::get(s.addr, "/healthz");
+        let server = KIT.start_server(&url, &[("POOL_MODE", mode), ("POOL_TIMEOUT_MS", "300")]);
+        let health = http::get(server.addr, "/healthz");
         assert_eq!(health.status, 200, "{mode}: {health}");
         assert_eq!(health.body_str(), r#"{"status":"ok"}"#);
-        let (latency, ready) = timed_get(s.addr, "/readyz");
+        let (latency, ready) = timed_get(server.addr, "/readyz");
         assert_503(&format!("{mode}: /readyz, database down"), &ready.unwrap());
         assert!(latency < Duration::from_millis(800), "{mode}: {latency:?}");
 
-        let cluster: SocketAddr = ([127, 0, 0, 1], f.cluster.port).into();
+        let cluster: SocketAddr = ([127, 0, 0, 1], fixture.cluster.port).into();
         let _proxy = testkit::proxy::Proxy::start(port, cluster).expect("listen on the port");
-        let took = wait_for_200(s.addr, "/readyz", Duration::from_secs(5));
-        let ready = http::get(s.addr, "/readyz");
+        let took = wait_for_200(server.addr, "/readyz", Duration::from_secs(5));
+        let ready = http::get(server.addr, "/readyz");
         assert_eq!(ready.body_str(), r#"{"status":"ready"}"#);
-        assert_eq!(http::get(s.addr, "/healthz").status, 200);
+        assert_eq!(http::get(server.addr, "/healthz").status, 200);
         figure(
             "readyz",
             format!(
@@ -54,15 +54,15 @@ fn healthz_is_always_200_and_readyz_follows_the_database() {
 #[test]
 fn database_sockets_have_keepalive_and_a_user_timeout() {
     let _serial = serial();
-    let s = KIT.start_server(&url_with("keepalive"), &[("POOL_SIZE", "2")]);
-    wait_for_200(s.addr, "/types", Duration::from_secs(10));
+    let server = KIT.start_server(&url_with("keepalive"), &[("POOL_SIZE", "2")]);
+    wait_for_200(server.addr, "/types", Duration::from_secs(10));
     // tokio-postgres sets the options just after connect() returns, so a
     // socket still being opened may not have them yet: read the sockets once
     // the pools count all their connections as open (bb8 counts one only
     // when its manager has finished with it).
-    let size = pool_gauge(s.addr, "bakeoff_pool_size");
+    let size = pool_gauge(server.addr, "bakeoff_pool_size");
     let started = Instant::now();
-    while pool_gauge(s.addr, "bakeoff_pool_connections") < size {
+    while pool_gauge(server.addr, "bakeoff_pool_connections") < size {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "the pools did not open their {size} connections"
@@ -70,7 +70,7 @@ fn database_sockets_have_keepalive_and_a_user_timeout() {
         thread::sleep(Duration::from_millis(20));
     }
     let port = KIT.fixture().cluster.port;
-    let sockets = peer_sockets(s.pid(), port);
+    let sockets = peer_sockets(server.pid(), port);
     assert_eq!(
         sockets.len() as u64,
         size,
@@ -153,15 +153,15 @@ fn starts_pages_are_planned_for_their_own_parameters_after_heavy_ones() {
             index_scans(&mut client, "contacts_pkey"),
         );
         {
-            let s = KIT.start_server(
+            let server = KIT.start_server(
                 &url_with("plans"),
                 &[("POOL_SIZE", "1"), ("POOL_MODE", mode)],
             );
             // Fresh connections, so that both per-core pools see the mix.
             for target in [HEAVY, LIGHT] {
                 for _ in 0..CALLS {
-                    let r = http::get(s.addr, target);
-                    assert_eq!(r.status, 200, "{mode}: {target}: {r}");
+                    let response = http::get(server.addr, target);
+                    assert_eq!(response.status, 200, "{mode}: {target}: {response}");
                 }
             }
         } // The server stops; its backends report their counters as they exit.

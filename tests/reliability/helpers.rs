@@ -18,7 +18,7 @@ use crate::{KIT, SECRET, SERVICE_UNAVAILABLE};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 pub(crate) fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    SERIAL.lock().unwrap_or_else(|error| error.into_inner())
 }
 
 /// Prints a measured figure (shown with `--nocapture`).
@@ -26,18 +26,18 @@ pub(crate) fn figure(test: &str, text: impl std::fmt::Display) {
     eprintln!("[figure] {test}: {text}");
 }
 
-pub(crate) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+pub(crate) fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
-/// The `q` quantile (0..=1) of `values`, or zero for none.
-pub(crate) fn quantile(values: &[Duration], q: f64) -> Duration {
+/// The quantile at `fraction` (0..=1) of `values`, or zero for none.
+pub(crate) fn quantile(values: &[Duration], fraction: f64) -> Duration {
     if values.is_empty() {
         return Duration::ZERO;
     }
     let mut sorted = values.to_vec();
     sorted.sort();
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
 }
 
 /// p50 / p99 / max in milliseconds, for figures.
@@ -75,31 +75,35 @@ pub(crate) fn try_get(
 /// GET on a fresh connection, timed.
 pub(crate) fn timed_get(addr: SocketAddr, target: &str) -> (Duration, io::Result<Response>) {
     let start = Instant::now();
-    let r = try_get(addr, target, Duration::from_secs(10));
-    (start.elapsed(), r)
+    let response = try_get(addr, target, Duration::from_secs(10));
+    (start.elapsed(), response)
 }
 
 /// Asserts the contract's 503: exact body, `Retry-After` in seconds, no leak.
 #[track_caller]
-pub(crate) fn assert_503(what: &str, r: &Response) {
-    assert_eq!(r.status, 503, "{what}: {r}");
-    assert_eq!(r.body_str(), SERVICE_UNAVAILABLE, "{what}: {r}");
-    let retry = r
+pub(crate) fn assert_503(what: &str, response: &Response) {
+    assert_eq!(response.status, 503, "{what}: {response}");
+    assert_eq!(
+        response.body_str(),
+        SERVICE_UNAVAILABLE,
+        "{what}: {response}"
+    );
+    let retry = response
         .header("retry-after")
-        .unwrap_or_else(|| panic!("{what}: 503 without Retry-After: {r}"));
+        .unwrap_or_else(|| panic!("{what}: 503 without Retry-After: {response}"));
     assert!(
-        !retry.is_empty() && retry.bytes().all(|b| b.is_ascii_digit()),
+        !retry.is_empty() && retry.bytes().all(|byte| byte.is_ascii_digit()),
         "{what}: Retry-After {retry:?}"
     );
-    assert_no_leak(what, r, &[SECRET]);
+    assert_no_leak(what, response, &[SECRET]);
 }
 
 /// Polls `target` until it answers 200, at most `limit`; the time it took.
 pub(crate) fn wait_for_200(addr: SocketAddr, target: &str, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        if let Ok(r) = try_get(addr, target, Duration::from_secs(5))
-            && r.status == 200
+        if let Ok(response) = try_get(addr, target, Duration::from_secs(5))
+            && response.status == 200
         {
             return start.elapsed();
         }
@@ -156,8 +160,8 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/PID/status")
 }
 

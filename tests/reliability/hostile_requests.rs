@@ -48,18 +48,18 @@ pub(crate) fn probe(
 ) -> Outcome {
     let mut conn = try_connect(addr, first_wait).expect("connect");
     let mut error = None;
-    for (i, chunk) in chunks.iter().enumerate() {
-        if i > 0 {
+    for (index, chunk) in chunks.iter().enumerate() {
+        if index > 0 {
             thread::sleep(pause);
         }
-        if let Err(e) = conn.try_send(chunk) {
+        if let Err(failure) = conn.try_send(chunk) {
             // The server may close before reading everything (e.g. a 431);
             // what it answered before is read below.
             if !matches!(
-                e.kind(),
+                failure.kind(),
                 io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
             ) {
-                error = Some(format!("write: {e}"));
+                error = Some(format!("write: {failure}"));
             }
             break;
         }
@@ -71,20 +71,20 @@ pub(crate) fn probe(
     let mut closed = false;
     for _ in 0..4 {
         match conn.read_response(false) {
-            Ok(r) => {
-                responses.push(r);
+            Ok(response) => {
+                responses.push(response);
                 conn.stream()
                     .set_read_timeout(Some(Duration::from_millis(300)))
                     .unwrap();
             }
-            Err(e) => {
-                match e.kind() {
+            Err(failure) => {
+                match failure.kind() {
                     io::ErrorKind::UnexpectedEof
                     | io::ErrorKind::ConnectionReset
                     | io::ErrorKind::ConnectionAborted
                     | io::ErrorKind::BrokenPipe => closed = true,
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {}
-                    _ => error = Some(e.to_string()),
+                    _ => error = Some(failure.to_string()),
                 }
                 break;
             }
@@ -104,7 +104,7 @@ pub(crate) fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
     let with_headers =
         |headers: &str| format!("GET /types HTTP/1.1\r\nHost: x\r\n{headers}\r\n").into_bytes();
     let smuggled = "GET /contacts/1 HTTP/1.1\r\nHost: x\r\n\r\n";
-    let many_headers: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many_headers: String = (0..150).map(|index| format!("X-H{index}: v\r\n")).collect();
     vec![
         // Request lines.
         ("garbage request line", b"GARBAGE\r\n\r\n".to_vec(), Status(&[400])),
@@ -217,59 +217,59 @@ pub(crate) fn hostile_cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
 fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx_or_a_hang() {
     let _serial = serial();
     let test = "hostile requests";
-    let f = KIT.fixture();
-    let mut s = KIT.start_server(&url_with("hostile"), &[("HEADER_READ_TIMEOUT_S", "2")]);
-    let types = f.snapshot.types_json();
+    let fixture = KIT.fixture();
+    let mut server = KIT.start_server(&url_with("hostile"), &[("HEADER_READ_TIMEOUT_S", "2")]);
+    let types = fixture.snapshot.types_json();
     let mut tried = 0;
     let mut tally: BTreeMap<String, usize> = BTreeMap::new();
     let mut wrong = Vec::new();
     for (name, bytes, expect) in hostile_cases() {
         let started = Instant::now();
-        let o = probe(
-            s.addr,
+        let outcome = probe(
+            server.addr,
             &[&bytes],
             Duration::ZERO,
             false,
             Duration::from_secs(5),
         );
         let took = started.elapsed();
-        let got = o
+        let got = outcome
             .responses
             .iter()
-            .map(|r| r.status.to_string())
+            .map(|response| response.status.to_string())
             .collect::<Vec<_>>()
             .join("+");
         let summary = format!(
             "{name}: responses [{got}], closed {}, error {:?}, {took:?}",
-            o.closed, o.error
+            outcome.closed, outcome.error
         );
         let mut problems = Vec::new();
-        if let Some(e) = &o.error {
-            problems.push(format!("error {e}"));
+        if let Some(error) = &outcome.error {
+            problems.push(format!("error {error}"));
         }
-        for r in &o.responses {
-            if r.status >= 500 {
-                problems.push(format!("a server error: {r}"));
+        for response in &outcome.responses {
+            if response.status >= 500 {
+                problems.push(format!("a server error: {response}"));
             }
-            assert_no_leak(name, r, &[SECRET]);
+            assert_no_leak(name, response, &[SECRET]);
         }
-        if o.responses.is_empty() && !o.closed {
+        if outcome.responses.is_empty() && !outcome.closed {
             problems.push("neither an answer nor a close (a hang)".into());
         }
-        let first = o.responses.first().map(|r| r.status);
+        let first = outcome.responses.first().map(|response| response.status);
         let as_expected = match expect {
-            Expect::Status(allowed) => first.is_some_and(|s| allowed.contains(&s)),
-            Expect::Closed => first.is_none() && o.closed,
+            Expect::Status(allowed) => first.is_some_and(|status| allowed.contains(&status)),
+            Expect::Closed => first.is_none() && outcome.closed,
             Expect::StatusOrClosed(allowed) => match first {
-                Some(s) => allowed.contains(&s),
-                None => o.closed,
+                Some(status) => allowed.contains(&status),
+                None => outcome.closed,
             },
             // The smuggled request is never answered, and the connection closes.
-            Expect::OneAnswerThenClosed => o.responses.len() <= 1 && o.closed,
-            Expect::Answers(statuses) => o
+            Expect::OneAnswerThenClosed => outcome.responses.len() <= 1 && outcome.closed,
+            Expect::Answers(statuses) => outcome
                 .responses
                 .iter()
-                .map(|r| r.status)
+                .map(|response| response.status)
                 .eq(statuses.iter().copied()),
         };
         if !as_expected {
@@ -292,8 +292,8 @@ fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx_or_a_hang() {
             .or_default() += 1;
         tried += 1;
         // A normal request on a new connection succeeds right after.
-        let r = http::get(s.addr, "/types");
-        testkit::assert_body(&format!("/types after {name}"), &r, &types);
+        let response = http::get(server.addr, "/types");
+        testkit::assert_body(&format!("/types after {name}"), &response, &types);
     }
 
     assert!(
@@ -305,33 +305,39 @@ fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx_or_a_hang() {
     // A valid request dribbled one byte per write is served.
     let request = b"GET /contacts/fetch?limit=2 HTTP/1.1\r\nHost: x\r\n\r\n";
     let bytes: Vec<&[u8]> = request.chunks(1).collect();
-    let o = probe(
-        s.addr,
+    let outcome = probe(
+        server.addr,
         &bytes,
         Duration::from_millis(2),
         false,
         Duration::from_secs(5),
     );
     assert_eq!(
-        o.responses.first().map(|r| r.status),
+        outcome.responses.first().map(|response| response.status),
         Some(200),
         "dribbled request: {:?}",
-        o.error
+        outcome.error
     );
     tried += 1;
 
     // A request cut off, then the write side closed: no answer needed, no hang.
-    let o = probe(
-        s.addr,
+    let outcome = probe(
+        server.addr,
         &[b"GET /types HTT"],
         Duration::ZERO,
         true,
         Duration::from_secs(5),
     );
-    assert!(o.closed || o.responses.first().is_some_and(|r| r.status == 400));
+    assert!(
+        outcome.closed
+            || outcome
+                .responses
+                .first()
+                .is_some_and(|response| response.status == 400)
+    );
     tried += 1;
 
-    assert_alive(&mut s);
+    assert_alive(&mut server);
     figure(
         test,
         format!(

@@ -23,7 +23,7 @@ pub(crate) struct Sample {
 
 impl Sample {
     pub(crate) fn status(&self) -> Option<u16> {
-        self.result.as_ref().ok().map(|r| r.status)
+        self.result.as_ref().ok().map(|response| response.status)
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -32,8 +32,8 @@ impl Sample {
 
     pub(crate) fn describe(&self) -> String {
         match &self.result {
-            Ok(r) => format!("{} → {r}", self.target),
-            Err(e) => format!("{} → no response: {e}", self.target),
+            Ok(response) => format!("{} → {response}", self.target),
+            Err(error) => format!("{} → no response: {error}", self.target),
         }
     }
 }
@@ -78,9 +78,9 @@ impl Load {
         let mut samples: Vec<Sample> = self
             .threads
             .into_iter()
-            .flat_map(|t| t.join().expect("a load client panicked"))
+            .flat_map(|handle| handle.join().expect("a load client panicked"))
             .collect();
-        samples.sort_by_key(|s| s.start);
+        samples.sort_by_key(|sample| sample.start);
         samples
     }
 }
@@ -95,18 +95,18 @@ fn load_client(addr: SocketAddr, index: usize, pause: Duration, stop: &AtomicBoo
         next += 1;
         let start = Instant::now();
         let result = (|| {
-            let c = match &mut conn {
-                Some(c) => c,
+            let connection = match &mut conn {
+                Some(connection) => connection,
                 None => conn.insert(try_connect(addr, Duration::from_secs(5))?),
             };
-            c.try_send(&http::request_bytes("GET", target))?;
-            c.read_response(false)
+            connection.try_send(&http::request_bytes("GET", target))?;
+            connection.read_response(false)
         })();
         let end = Instant::now();
         let close = match &result {
-            Ok(r) => r
+            Ok(response) => response
                 .header("connection")
-                .is_some_and(|v| v.eq_ignore_ascii_case("close")),
+                .is_some_and(|value| value.eq_ignore_ascii_case("close")),
             Err(_) => true,
         };
         if close {
@@ -117,7 +117,7 @@ fn load_client(addr: SocketAddr, index: usize, pause: Duration, stop: &AtomicBoo
             end,
             target,
             db,
-            result: result.map_err(|e| e.to_string()),
+            result: result.map_err(|error| error.to_string()),
         });
         thread::sleep(pause);
     }
@@ -132,5 +132,5 @@ pub(crate) fn between(
 ) -> impl Iterator<Item = &Sample> {
     samples
         .iter()
-        .filter(move |s| s.start >= from && s.start < to)
+        .filter(move |sample| sample.start >= from && sample.start < to)
 }

@@ -40,7 +40,7 @@ fn nofile_limits(pid: u32) -> (String, String) {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
         .lines()
-        .find(|l| l.starts_with("Max open files"))
+        .find(|limit_line| limit_line.starts_with("Max open files"))
         .unwrap();
     let mut fields = line["Max open files".len()..].split_whitespace();
     (
@@ -56,22 +56,22 @@ fn nofile_limits(pid: u32) -> (String, String) {
 fn running_out_of_file_descriptors_does_not_end_the_server() {
     let _serial = serial();
     let test = "out of file descriptors";
-    let mut s = KIT
+    let mut server = KIT
         .try_start_server_with(
             &url_with("nofile"),
             &[("HEADER_READ_TIMEOUT_S", "30"), ("POOL_SIZE", "2")],
             |cmd| with_nofile(cmd, 64, 64),
         )
         .unwrap();
-    let (a, pid) = (s.addr, s.pid());
+    let (addr, pid) = (server.addr, server.pid());
     assert_eq!(nofile_limits(pid), ("64".into(), "64".into()));
-    wait_for_200(a, "/types", Duration::from_secs(10));
-    let mut kept = Conn::connect(a);
+    wait_for_200(addr, "/types", Duration::from_secs(10));
+    let mut kept = Conn::connect(addr);
     assert_eq!(kept.get("/contacts/1").status, 200);
 
     let flooding = Instant::now();
     let flood: Vec<TcpStream> = (0..150)
-        .map(|_| TcpStream::connect(a).expect("connect"))
+        .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
     thread::sleep(Duration::from_millis(1500));
     // Every descriptor number below the limit is taken (the test process
@@ -79,8 +79,9 @@ fn running_out_of_file_descriptors_does_not_end_the_server() {
     let taken = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
-        .filter(|e| {
-            e.file_name()
+        .filter(|entry| {
+            entry
+                .file_name()
                 .to_string_lossy()
                 .parse::<u32>()
                 .is_ok_and(|fd| fd < 64)
@@ -88,7 +89,7 @@ fn running_out_of_file_descriptors_does_not_end_the_server() {
         .count();
     assert_eq!(taken, 64, "descriptors 0..64 in use under a limit of 64");
     // No descriptor is left: a new connection waits in the backlog.
-    let mut waiting = try_connect(a, Duration::from_millis(700)).unwrap();
+    let mut waiting = try_connect(addr, Duration::from_millis(700)).unwrap();
     waiting.send(&http::request_bytes("GET", "/version"));
     assert!(
         waiting.read_response(false).is_err(),
@@ -96,7 +97,7 @@ fn running_out_of_file_descriptors_does_not_end_the_server() {
     );
     // The connections it has are still served, database included.
     assert_eq!(kept.get("/contacts/2").status, 200);
-    let stderr = s.stderr();
+    let stderr = server.stderr();
     assert!(
         stderr.contains("accept failed"),
         "no accept error logged:\n{stderr}"
@@ -107,13 +108,13 @@ fn running_out_of_file_descriptors_does_not_end_the_server() {
         logged <= seconds + 2,
         "{logged} accept errors logged in {seconds} s: not rate-limited"
     );
-    assert_alive(&mut s);
+    assert_alive(&mut server);
 
     drop(flood);
     drop(waiting);
-    let recovered = wait_for_200(a, "/contacts/3", Duration::from_secs(10));
-    assert_eq!(http::get(a, "/types").status, 200);
-    assert_alive(&mut s);
+    let recovered = wait_for_200(addr, "/contacts/3", Duration::from_secs(10));
+    assert_eq!(http::get(addr, "/types").status, 200);
+    assert_alive(&mut server);
     figure(
         test,
         format!(
@@ -130,17 +131,17 @@ fn running_out_of_file_descriptors_does_not_end_the_server() {
 #[test]
 fn the_open_file_limit_is_raised_and_the_backlog_is_sized_for_thousands() {
     let _serial = serial();
-    let s = KIT
+    let server = KIT
         .try_start_server_with(&url_with("limits"), &[], |cmd| with_nofile(cmd, 256, 8192))
         .unwrap();
-    assert_eq!(nofile_limits(s.pid()), ("8192".into(), "8192".into()));
+    assert_eq!(nofile_limits(server.pid()), ("8192".into(), "8192".into()));
     let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     let out = std::process::Command::new("ss")
-        .args(["-Hltn", &format!("sport = :{}", s.addr.port())])
+        .args(["-Hltn", &format!("sport = :{}", server.addr.port())])
         .output()
         .expect("run ss");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -148,7 +149,7 @@ fn the_open_file_limit_is_raised_and_the_backlog_is_sized_for_thousands() {
     let backlog: u32 = text
         .split_whitespace()
         .nth(2)
-        .and_then(|v| v.parse().ok())
+        .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("cannot read the backlog from ss: {text:?}"));
     assert_eq!(backlog, 4096.min(somaxconn), "{text}");
     figure(
@@ -165,14 +166,14 @@ fn the_open_file_limit_is_raised_and_the_backlog_is_sized_for_thousands() {
 fn a_fibonacci_flood_is_bounded_and_does_not_starve_the_database_endpoints() {
     let _serial = serial();
     let test = "fibonacci flood";
-    let s = KIT.start_server(&url_with("fib_flood"), &[("FIB_QUEUE", "8")]);
-    let a = s.addr;
-    wait_for_200(a, "/types", Duration::from_secs(10));
-    let baseline = latencies(a, "/types", 50, Duration::from_millis(10));
+    let server = KIT.start_server(&url_with("fib_flood"), &[("FIB_QUEUE", "8")]);
+    let addr = server.addr;
+    wait_for_200(addr, "/types", Duration::from_secs(10));
+    let baseline = latencies(addr, "/types", 50, Duration::from_millis(10));
 
     let stop = Arc::new(AtomicBool::new(false));
     let probe = prober(
-        a,
+        addr,
         "/contacts/1",
         Duration::from_millis(20),
         Arc::clone(&stop),
@@ -181,13 +182,13 @@ fn a_fibonacci_flood_is_bounded_and_does_not_starve_the_database_endpoints() {
     let flooders: Vec<_> = (0..24)
         .map(|_| {
             thread::spawn(move || {
-                let mut conn = Conn::connect(a);
+                let mut conn = Conn::connect(addr);
                 let mut out = Vec::new();
                 while Instant::now() < flood_until && out.len() < 10_000 {
                     let start = Instant::now();
-                    let r = conn.get("/fibonacci/35");
-                    let busy = r.status == 503;
-                    out.push((start.elapsed(), r));
+                    let response = conn.get("/fibonacci/35");
+                    let busy = response.status == 503;
+                    out.push((start.elapsed(), response));
                     if busy {
                         // Ask again soon (sooner than Retry-After), without
                         // spinning on the test's own cores.
@@ -198,27 +199,27 @@ fn a_fibonacci_flood_is_bounded_and_does_not_starve_the_database_endpoints() {
             })
         })
         .collect();
-    let during = latencies(a, "/types", 100, Duration::from_millis(20));
+    let during = latencies(addr, "/types", 100, Duration::from_millis(20));
     let results: Vec<(Duration, Response)> = flooders
         .into_iter()
-        .flat_map(|t| t.join().unwrap())
+        .flat_map(|handle| handle.join().unwrap())
         .collect();
     stop.store(true, Ordering::SeqCst);
     let (contact_latency, failures) = probe.join().unwrap();
     assert!(failures.is_empty(), "{failures:?}");
 
     let (mut ok, mut busy) = (Vec::new(), Vec::new());
-    for (took, r) in &results {
-        match r.status {
+    for (took, response) in &results {
+        match response.status {
             200 => {
-                assert_eq!(r.body_str(), r#"{"result":14930352}"#);
+                assert_eq!(response.body_str(), r#"{"result":14930352}"#);
                 ok.push(*took);
             }
             503 => {
-                assert_503("/fibonacci/35 in a flood", r);
+                assert_503("/fibonacci/35 in a flood", response);
                 busy.push(*took);
             }
-            _ => panic!("/fibonacci/35 in a flood: {r}"),
+            _ => panic!("/fibonacci/35 in a flood: {response}"),
         }
     }
     assert!(

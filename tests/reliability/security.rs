@@ -17,12 +17,13 @@ use crate::shutdown::wait_for_lock_wait;
 use crate::{KIT, SECRET};
 
 /// Contact ids of a page body.
-fn page_ids(r: &Response) -> Vec<i64> {
-    r.json()
+fn page_ids(response: &Response) -> Vec<i64> {
+    response
+        .json()
         .as_array()
-        .unwrap_or_else(|| panic!("not a JSON array: {r}"))
+        .unwrap_or_else(|| panic!("not a JSON array: {response}"))
         .iter()
-        .map(|c| c["contact_id"].as_i64().unwrap())
+        .map(|contact| contact["contact_id"].as_i64().unwrap())
         .collect()
 }
 
@@ -35,9 +36,9 @@ fn table_counts(client: &mut postgres::Client) -> Vec<i64> {
         "contact_emails",
     ]
     .iter()
-    .map(|t| {
+    .map(|table| {
         client
-            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .unwrap()
             .get(0)
     })
@@ -64,8 +65,8 @@ fn sql_injection_payloads_are_matched_literally() {
         )
         .unwrap();
     let before = table_counts(&mut admin);
-    let s = KIT.start_server(&url_with("injection"), &[]);
-    let a = s.addr;
+    let server = KIT.start_server(&url_with("injection"), &[]);
+    let addr = server.addr;
     let payloads = [
         "'; DROP TABLE contacts; --",
         "' OR '1'='1",
@@ -86,7 +87,7 @@ fn sql_injection_payloads_are_matched_literally() {
         "\\",
         "\u{0}' OR 1=1 --",
     ];
-    let mut conn = Conn::connect(a);
+    let mut conn = Conn::connect(addr);
     let mut slowest = Duration::ZERO;
     for payload in payloads {
         let expected: Vec<i64> = admin
@@ -97,7 +98,7 @@ fn sql_injection_payloads_are_matched_literally() {
             )
             .unwrap()
             .iter()
-            .map(|r| r.get(0))
+            .map(|row| row.get(0))
             .collect();
         let expected = if payload.contains('\0') {
             Vec::new()
@@ -107,10 +108,10 @@ fn sql_injection_payloads_are_matched_literally() {
         for page in ["/contacts/fetch", "/contacts/for"] {
             let target = format!("{page}?limit=200&starts={}", pct(payload));
             let start = Instant::now();
-            let r = conn.get(&target);
+            let response = conn.get(&target);
             slowest = slowest.max(start.elapsed());
-            assert_eq!(r.status, 200, "{payload:?}: {r}");
-            assert_eq!(page_ids(&r), expected, "{page} starts={payload:?}");
+            assert_eq!(response.status, 200, "{payload:?}: {response}");
+            assert_eq!(page_ids(&response), expected, "{page} starts={payload:?}");
         }
     }
     assert!(
@@ -118,13 +119,13 @@ fn sql_injection_payloads_are_matched_literally() {
         "a payload ran for {slowest:?}: did pg_sleep run?"
     );
     // The literal matches are there: the payload finds its own contact.
-    let r = conn.get(&format!(
+    let response = conn.get(&format!(
         "/contacts/fetch?starts={}",
         pct("'; DROP TABLE contacts; --")
     ));
-    assert_eq!(page_ids(&r), [990001]);
-    let r = conn.get(&format!("/contacts/for?starts={}", pct("' OR '1'='1")));
-    assert_eq!(page_ids(&r), [990002]);
+    assert_eq!(page_ids(&response), [990001]);
+    let response = conn.get(&format!("/contacts/for?starts={}", pct("' OR '1'='1")));
+    assert_eq!(page_ids(&response), [990002]);
     // SQL in an integer parameter is a 422.
     for target in [
         "/contacts/1%20OR%201=1",
@@ -134,9 +135,9 @@ fn sql_injection_payloads_are_matched_literally() {
         "/contacts/fetch?limit=1;DELETE%20FROM%20contacts",
         "/contacts/for?offset=0%20OR%201=1",
     ] {
-        let r = conn.get(target);
-        assert_eq!(r.status, 422, "{target}: {r}");
-        assert_no_leak(target, &r, &[]);
+        let response = conn.get(target);
+        assert_eq!(response.status, 422, "{target}: {response}");
+        assert_no_leak(target, &response, &[]);
     }
     // Nothing changed.
     assert_eq!(table_counts(&mut admin), before, "a table changed");
@@ -158,12 +159,12 @@ fn sql_injection_payloads_are_matched_literally() {
         for (number, line) in text.lines().enumerate() {
             let builds = ["format!(", "push_str(", "concat!(", "+ \"", "write!("]
                 .iter()
-                .any(|b| line.contains(b));
+                .any(|builder| line.contains(builder));
             let sql = [
                 "SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WHERE ", "DROP ", " FROM ",
             ]
             .iter()
-            .any(|k| line.contains(k));
+            .any(|keyword| line.contains(keyword));
             assert!(
                 !(builds && sql),
                 "src/{name}:{}: SQL built from text: {line}",
@@ -194,7 +195,7 @@ fn sql_injection_payloads_are_matched_literally() {
 #[test]
 fn the_read_only_role_serves_the_api_and_cannot_write() {
     let _serial = serial();
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let mut admin = pg_client();
     let roles = include_str!("../../sql/roles.sql");
     // Idempotent: twice.
@@ -206,18 +207,22 @@ fn the_read_only_role_serves_the_api_and_cannot_write() {
 
     let url = format!(
         "postgresql://bakeoff_reader:{SECRET}@127.0.0.1:{}/bakeoff",
-        f.cluster.port
+        fixture.cluster.port
     );
     for mode in ["shared", "exclusive"] {
-        let s = KIT.start_server(&url, &[("POOL_MODE", mode)]);
-        let a = s.addr;
-        wait_for_200(a, "/readyz", Duration::from_secs(10));
-        let mut conn = Conn::connect(a);
-        testkit::assert_body("/types", &conn.get("/types"), &f.snapshot.types_json());
+        let server = KIT.start_server(&url, &[("POOL_MODE", mode)]);
+        let addr = server.addr;
+        wait_for_200(addr, "/readyz", Duration::from_secs(10));
+        let mut conn = Conn::connect(addr);
+        testkit::assert_body(
+            "/types",
+            &conn.get("/types"),
+            &fixture.snapshot.types_json(),
+        );
         testkit::assert_body(
             "/contacts/1",
             &conn.get("/contacts/1"),
-            &f.snapshot.contact_json(1).unwrap(),
+            &fixture.snapshot.contact_json(1).unwrap(),
         );
         for target in ["/contacts/fetch?starts=m&limit=5", "/contacts/for?limit=3"] {
             assert_eq!(
@@ -226,13 +231,13 @@ fn the_read_only_role_serves_the_api_and_cannot_write() {
                 "{mode}: {target} as bakeoff_reader"
             );
         }
-        assert!(!s.stderr().contains(SECRET));
+        assert!(!server.stderr().contains(SECRET));
     }
 
     let mut reader = postgres::Client::connect(
         &format!(
             "host=127.0.0.1 port={} user=bakeoff_reader dbname=bakeoff",
-            f.cluster.port
+            fixture.cluster.port
         ),
         postgres::NoTls,
     )
@@ -277,14 +282,14 @@ fn the_read_only_role_serves_the_api_and_cannot_write() {
         let error = reader
             .batch_execute(sql)
             .expect_err(&format!("bakeoff_reader could run: {sql}"));
-        let code = error.code().map(|c| c.code().to_owned());
+        let code = error.code().map(|sqlstate| sqlstate.code().to_owned());
         assert_eq!(code.as_deref(), Some("42501"), "{sql}: {error}");
         reader.batch_execute("ROLLBACK").unwrap();
     }
     // What the catalog says it holds: SELECT on the four tables, USAGE on
     // schema public, no attribute but LOGIN, no membership.
     let attributes: (bool, bool, bool, bool, bool, bool, bool) = {
-        let r = admin
+        let row = admin
             .query_one(
                 "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, \
                  rolbypassrls, rolinherit FROM pg_roles WHERE rolname = 'bakeoff_reader'",
@@ -292,13 +297,13 @@ fn the_read_only_role_serves_the_api_and_cannot_write() {
             )
             .unwrap();
         (
-            r.get(0),
-            r.get(1),
-            r.get(2),
-            r.get(3),
-            r.get(4),
-            r.get(5),
-            r.get(6),
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+            row.get(6),
         )
     };
     assert_eq!(attributes, (true, false, false, false, false, false, false));
@@ -318,7 +323,7 @@ fn the_read_only_role_serves_the_api_and_cannot_write() {
         )
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|row| (row.get(0), row.get(1)))
         .collect();
     let expected: Vec<(String, String)> = [
         "contact_emails",
@@ -327,18 +332,18 @@ fn the_read_only_role_serves_the_api_and_cannot_write() {
         "contacts",
     ]
     .iter()
-    .map(|t| (t.to_string(), "SELECT".to_string()))
+    .map(|table| (table.to_string(), "SELECT".to_string()))
     .collect();
     assert_eq!(grants, expected);
     let schema: (bool, bool) = {
-        let r = admin
+        let row = admin
             .query_one(
                 "SELECT has_schema_privilege('bakeoff_reader', 'public', 'USAGE'), \
                         has_schema_privilege('bakeoff_reader', 'public', 'CREATE')",
                 &[],
             )
             .unwrap();
-        (r.get(0), r.get(1))
+        (row.get(0), row.get(1))
     };
     assert_eq!(schema, (true, false));
     assert_eq!(table_counts(&mut admin), before, "a table changed");
@@ -358,7 +363,7 @@ fn the_read_only_role_serves_the_api_and_cannot_write() {
 #[test]
 fn no_response_or_log_line_shows_secrets_sql_or_internals() {
     let _serial = serial();
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let extra = [
         SECRET,
         "bakeoff_reader",
@@ -370,8 +375,8 @@ fn no_response_or_log_line_shows_secrets_sql_or_internals() {
         "error:",
     ];
     let mut checked = 0;
-    let mut check = |what: &str, r: &Response| {
-        assert_no_leak(what, r, &extra);
+    let mut check = |what: &str, response: &Response| {
+        assert_no_leak(what, response, &extra);
         checked += 1;
     };
 
@@ -399,14 +404,14 @@ fn no_response_or_log_line_shows_secrets_sql_or_internals() {
     let mut admin = pg_client();
     let mut locker = pg_client();
     let tx = lock_contacts(&mut locker);
-    let r = http::get(up.addr, "/contacts/1");
-    assert_eq!(r.status, 503);
-    check("statement timeout", &r);
+    let response = http::get(up.addr, "/contacts/1");
+    assert_eq!(response.status, 503);
+    check("statement timeout", &response);
     tx.rollback().unwrap();
     // A connection killed while a query runs on it.
     let tx = lock_contacts(&mut locker);
-    let a = up.addr;
-    let held = thread::spawn(move || http::get(a, "/contacts/2"));
+    let addr = up.addr;
+    let held = thread::spawn(move || http::get(addr, "/contacts/2"));
     wait_for_lock_wait(&mut admin, app);
     admin
         .execute(
@@ -414,20 +419,20 @@ fn no_response_or_log_line_shows_secrets_sql_or_internals() {
             &[&app],
         )
         .unwrap();
-    let r = held.join().unwrap();
-    assert_eq!(r.status, 503, "{r}");
-    check("killed connection", &r);
+    let response = held.join().unwrap();
+    assert_eq!(response.status, 503, "{response}");
+    check("killed connection", &response);
     tx.rollback().unwrap();
     for (name, bytes, _) in hostile_cases() {
-        let o = probe(
+        let outcome = probe(
             up.addr,
             &[&bytes],
             Duration::ZERO,
             false,
             Duration::from_secs(5),
         );
-        for r in &o.responses {
-            check(name, r);
+        for response in &outcome.responses {
+            check(name, response);
         }
     }
     let stderr = format!("{}{}", down.stderr(), up.stderr());
@@ -455,12 +460,14 @@ fn no_response_or_log_line_shows_secrets_sql_or_internals() {
             vec!["serve"],
         ),
         (
-            f.database_url
+            fixture
+                .database_url
                 .replace("postgres@", &format!("postgres:{SECRET}@")),
             vec!["serve", "--help"],
         ),
         (
-            f.database_url
+            fixture
+                .database_url
                 .replace("postgres@", &format!("postgres:{SECRET}@")),
             vec!["serve", "--pool-size", "0"],
         ),
@@ -511,13 +518,13 @@ fn max_connections_and_fib_queue_are_validated() {
 #[test]
 fn a_database_that_stops_answering_gets_503_at_the_deadline_not_a_hang() {
     let _serial = serial();
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     let port = pg::free_port();
-    let cluster: SocketAddr = ([127, 0, 0, 1], f.cluster.port).into();
+    let cluster: SocketAddr = ([127, 0, 0, 1], fixture.cluster.port).into();
     let proxy = testkit::proxy::Proxy::start(port, cluster).expect("listen");
     let url = format!("postgresql://postgres@127.0.0.1:{port}/bakeoff");
     for mode in ["shared", "exclusive"] {
-        let s = KIT.start_server(
+        let server = KIT.start_server(
             &url,
             &[
                 ("POOL_MODE", mode),
@@ -526,29 +533,36 @@ fn a_database_that_stops_answering_gets_503_at_the_deadline_not_a_hang() {
             ],
         );
         assert_eq!(
-            http::get(s.addr, "/types").status,
+            http::get(server.addr, "/types").status,
             200,
             "{mode}: before the freeze"
         );
         proxy.set_frozen(true);
         for target in ["/types", "/contacts/1", "/readyz"] {
             let started = Instant::now();
-            let r = try_get(s.addr, target, Duration::from_secs(10))
-                .unwrap_or_else(|e| panic!("{mode} {target}: no answer: {e}"));
+            let response = try_get(server.addr, target, Duration::from_secs(10))
+                .unwrap_or_else(|error| panic!("{mode} {target}: no answer: {error}"));
             let waited = started.elapsed();
             figure(
                 "frozen database",
-                format!("{mode} {target}: {} after {:.0} ms", r.status, ms(waited)),
+                format!(
+                    "{mode} {target}: {} after {:.0} ms",
+                    response.status,
+                    ms(waited)
+                ),
             );
-            assert_eq!(r.status, 503, "{mode} {target}: {r}");
-            assert!(r.header("retry-after").is_some(), "{mode} {target}: {r}");
+            assert_eq!(response.status, 503, "{mode} {target}: {response}");
+            assert!(
+                response.header("retry-after").is_some(),
+                "{mode} {target}: {response}"
+            );
             // Deadline 0.2 + 0.3 + 1 s = 1.5 s.
             assert!(
                 waited < Duration::from_secs(3),
                 "{mode} {target}: took {waited:?}"
             );
         }
-        assert_eq!(http::get(s.addr, "/version").status, 200);
+        assert_eq!(http::get(server.addr, "/version").status, 200);
         proxy.set_frozen(false);
     }
 }

@@ -53,34 +53,34 @@ pub(crate) fn wait_for_lock_waiters(
 fn sigterm_and_sigint_let_requests_in_flight_finish_then_exit_0() {
     let _serial = serial();
     let test = "graceful shutdown";
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
         let app = format!("shutdown_{name}");
-        let mut s = KIT.start_server(
+        let mut server = KIT.start_server(
             &url_with(&app),
             &[("STATEMENT_TIMEOUT_MS", "20000"), ("POOL_SIZE", "2")],
         );
-        let a = s.addr;
-        wait_for_200(a, "/contacts/1", Duration::from_secs(10));
+        let addr = server.addr;
+        wait_for_200(addr, "/contacts/1", Duration::from_secs(10));
         let mut admin = pg_client();
         let mut locker = pg_client();
         let tx = lock_contacts(&mut locker);
 
         let fib = thread::spawn(move || {
-            let answer = timed_get(a, "/fibonacci/40");
+            let answer = timed_get(addr, "/fibonacci/40");
             (Instant::now(), answer)
         });
-        let contact = thread::spawn(move || timed_get(a, "/contacts/1"));
-        let mut idle = Conn::connect(a);
+        let contact = thread::spawn(move || timed_get(addr, "/contacts/1"));
+        let mut idle = Conn::connect(addr);
         assert_eq!(idle.get("/version").status, 200);
         wait_for_lock_wait(&mut admin, &app);
         thread::sleep(Duration::from_millis(100));
 
-        s.signal(signal);
+        server.signal(signal);
         let signalled = Instant::now();
         // It stops accepting.
         thread::sleep(Duration::from_millis(200));
-        let refused = TcpStream::connect(a);
+        let refused = TcpStream::connect(addr);
         assert!(
             refused.is_err(),
             "{name}: a connection was accepted after the signal"
@@ -97,26 +97,28 @@ fn sigterm_and_sigint_let_requests_in_flight_finish_then_exit_0() {
         // The held query finishes once the lock is released.
         thread::sleep(Duration::from_millis(500));
         tx.commit().unwrap();
-        let (fib_done, (fib_took, fib_r)) = fib.join().unwrap();
-        let fib_r = fib_r.unwrap_or_else(|e| panic!("{name}: /fibonacci/40 in flight: {e}"));
+        let (fib_done, (fib_took, fib_response)) = fib.join().unwrap();
+        let fib_response =
+            fib_response.unwrap_or_else(|error| panic!("{name}: /fibonacci/40 in flight: {error}"));
         assert!(
             fib_done > signalled,
             "{name}: /fibonacci/40 ended before the signal"
         );
         assert_eq!(
-            fib_r.body_str(),
+            fib_response.body_str(),
             r#"{"result":165580141}"#,
-            "{name}: {fib_r}"
+            "{name}: {fib_response}"
         );
-        let (contact_took, contact_r) = contact.join().unwrap();
-        let contact_r = contact_r.unwrap_or_else(|e| panic!("{name}: /contacts/1 in flight: {e}"));
+        let (contact_took, contact_response) = contact.join().unwrap();
+        let contact_response = contact_response
+            .unwrap_or_else(|error| panic!("{name}: /contacts/1 in flight: {error}"));
         testkit::assert_body(
             "/contacts/1 in flight",
-            &contact_r,
-            &f.snapshot.contact_json(1).unwrap(),
+            &contact_response,
+            &fixture.snapshot.contact_json(1).unwrap(),
         );
 
-        let status = s
+        let status = server
             .wait_exit(Duration::from_secs(10))
             .expect("no exit within 10 s");
         let exited = signalled.elapsed();
@@ -150,20 +152,20 @@ fn sigterm_and_sigint_let_requests_in_flight_finish_then_exit_0() {
 fn the_drain_timeout_bounds_the_shutdown() {
     let _serial = serial();
     let app = "drain_timeout";
-    let mut s = KIT.start_server(
+    let mut server = KIT.start_server(
         &url_with(app),
         &[("STATEMENT_TIMEOUT_MS", "30000"), ("DRAIN_TIMEOUT_S", "1")],
     );
-    let a = s.addr;
-    wait_for_200(a, "/contacts/1", Duration::from_secs(10));
+    let addr = server.addr;
+    wait_for_200(addr, "/contacts/1", Duration::from_secs(10));
     let mut admin = pg_client();
     let mut locker = pg_client();
     let tx = lock_contacts(&mut locker);
-    let held = thread::spawn(move || timed_get(a, "/contacts/1"));
+    let held = thread::spawn(move || timed_get(addr, "/contacts/1"));
     wait_for_lock_wait(&mut admin, app);
-    s.signal(libc::SIGTERM);
+    server.signal(libc::SIGTERM);
     let signalled = Instant::now();
-    let status = s
+    let status = server
         .wait_exit(Duration::from_secs(10))
         .expect("no exit within 10 s");
     let exited = signalled.elapsed();
@@ -173,11 +175,11 @@ fn the_drain_timeout_bounds_the_shutdown() {
         exited < Duration::from_millis(2500),
         "exit {exited:?} after SIGTERM with a 1 s drain timeout"
     );
-    let (_, r) = held.join().unwrap();
+    let (_, response) = held.join().unwrap();
     assert!(
-        r.is_err(),
+        response.is_err(),
         "the held request was answered: {:?}",
-        r.map(|r| r.status)
+        response.map(|response| response.status)
     );
     figure(
         "drain timeout",

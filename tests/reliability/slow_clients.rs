@@ -28,8 +28,8 @@ pub(crate) fn latencies(
     (0..count)
         .map(|_| {
             let start = Instant::now();
-            let r = conn.get(target);
-            assert_eq!(r.status, 200, "{target}: {r}");
+            let response = conn.get(target);
+            assert_eq!(response.status, 200, "{target}: {response}");
             thread::sleep(pause);
             start.elapsed() - pause
         })
@@ -48,11 +48,11 @@ pub(crate) fn prober(
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut times, mut failures) = (Vec::new(), Vec::new());
         while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-            let (took, r) = timed_get(addr, target);
-            match r {
-                Ok(r) if r.status == 200 => times.push(took),
-                Ok(r) => failures.push(format!("{target}: {r}")),
-                Err(e) => failures.push(format!("{target}: {e}")),
+            let (took, response) = timed_get(addr, target);
+            match response {
+                Ok(response) if response.status == 200 => times.push(took),
+                Ok(response) => failures.push(format!("{target}: {response}")),
+                Err(error) => failures.push(format!("{target}: {error}")),
             }
             thread::sleep(pause);
         }
@@ -68,7 +68,7 @@ fn closed_by_peer(stream: &mut TcpStream) -> bool {
         match stream.read(&mut buf) {
             Ok(0) => break true,
             Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break false,
             Err(_) => break true,
         }
     };
@@ -83,16 +83,16 @@ fn closed_by_peer(stream: &mut TcpStream) -> bool {
 fn slowloris_connections_are_closed_after_the_header_read_timeout() {
     let _serial = serial();
     let test = "slowloris";
-    let s = KIT.start_server(&url_with("slowloris"), &[("HEADER_READ_TIMEOUT_S", "2")]);
-    let a = s.addr;
+    let server = KIT.start_server(&url_with("slowloris"), &[("HEADER_READ_TIMEOUT_S", "2")]);
+    let addr = server.addr;
     let timeout = Duration::from_secs(2);
-    let baseline = latencies(a, "/types", 50, Duration::from_millis(10));
+    let baseline = latencies(addr, "/types", 50, Duration::from_millis(10));
 
     const HELD: usize = 300;
     let opened = Instant::now();
     let mut held: Vec<(TcpStream, Option<Duration>)> = (0..HELD)
         .map(|_| {
-            let mut stream = TcpStream::connect(a).expect("connect");
+            let mut stream = TcpStream::connect(addr).expect("connect");
             stream
                 .write_all(b"GET /types HTTP/1.1\r\nHost: x\r\n")
                 .unwrap();
@@ -100,7 +100,7 @@ fn slowloris_connections_are_closed_after_the_header_read_timeout() {
         })
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let probe = prober(a, "/types", Duration::from_millis(20), Arc::clone(&stop));
+    let probe = prober(addr, "/types", Duration::from_millis(20), Arc::clone(&stop));
     let mut last_line = Instant::now();
     let mut line = 0;
     while held.iter().any(|(_, closed)| closed.is_none())
@@ -111,7 +111,10 @@ fn slowloris_connections_are_closed_after_the_header_read_timeout() {
             last_line = Instant::now();
             line += 1;
         }
-        for (stream, closed) in held.iter_mut().filter(|(_, c)| c.is_none()) {
+        for (stream, closed) in held
+            .iter_mut()
+            .filter(|(_, closed_yet)| closed_yet.is_none())
+        {
             let gone = closed_by_peer(stream)
                 || (send
                     && stream
@@ -126,7 +129,10 @@ fn slowloris_connections_are_closed_after_the_header_read_timeout() {
     stop.store(true, Ordering::SeqCst);
     let (during, failures) = probe.join().unwrap();
     assert!(failures.is_empty(), "normal requests failed: {failures:?}");
-    let closed: Vec<Duration> = held.iter().filter_map(|(_, c)| *c).collect();
+    let closed: Vec<Duration> = held
+        .iter()
+        .filter_map(|(_, closed_yet)| *closed_yet)
+        .collect();
     assert_eq!(
         closed.len(),
         HELD,
@@ -174,21 +180,21 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
     const LIMIT: usize = 2000;
     const EXTRA: usize = 200;
     let idle_timeout = Duration::from_secs(6);
-    let s = KIT.start_server(
+    let server = KIT.start_server(
         &url_with("idle"),
         &[("MAX_CONNECTIONS", "2000"), ("HEADER_READ_TIMEOUT_S", "6")],
     );
-    let (a, pid) = (s.addr, s.pid());
-    latencies(a, "/types", 200, Duration::ZERO);
+    let (addr, pid) = (server.addr, server.pid());
+    latencies(addr, "/types", 200, Duration::ZERO);
     thread::sleep(Duration::from_millis(300));
     let (rss_before, fds_before) = (rss_kib(pid), open_fds(pid));
 
     let opening = Instant::now();
     let mut held: Vec<Conn> = (0..LIMIT)
-        .map(|i| {
-            let mut conn = Conn::connect(a);
-            let r = conn.get("/version");
-            assert_eq!(r.status, 200, "connection {i}: {r}");
+        .map(|number| {
+            let mut conn = Conn::connect(addr);
+            let response = conn.get("/version");
+            assert_eq!(response.status, 200, "connection {number}: {response}");
             conn
         })
         .collect();
@@ -207,7 +213,8 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
     // accepted, so its request waits.
     let mut extra: Vec<Conn> = (0..EXTRA)
         .map(|_| {
-            let mut conn = try_connect(a, Duration::from_secs(15)).expect("connect past the limit");
+            let mut conn =
+                try_connect(addr, Duration::from_secs(15)).expect("connect past the limit");
             conn.send(&http::request_bytes("GET", "/version"));
             conn
         })
@@ -217,8 +224,7 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
         let stream = conn.stream();
         stream.set_nonblocking(true).unwrap();
         let mut byte = [0u8; 1];
-        let waiting =
-            matches!((&*stream).read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        let waiting = matches!((&*stream).read(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock);
         stream.set_nonblocking(false).unwrap();
         assert!(waiting, "a connection past MAX_CONNECTIONS was answered");
     }
@@ -252,10 +258,10 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
         thread::sleep(Duration::from_millis(5));
     };
     let served_after = freed.elapsed();
-    let r = extra[served]
+    let response = extra[served]
         .read_response(false)
         .expect("the waiting connection that was served");
-    assert_eq!(r.status, 200);
+    assert_eq!(response.status, 200);
 
     // Idle connections are closed by the server after the timeout.
     let mut closed_after = Vec::new();
@@ -264,11 +270,11 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
             .set_read_timeout(Some(idle_timeout + Duration::from_secs(4)))
             .unwrap();
         let mut byte = [0u8; 1];
-        let n = conn.stream().read(&mut byte);
+        let read = conn.stream().read(&mut byte);
         assert!(
-            matches!(n, Ok(0))
-                || matches!(&n, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
-            "an idle connection was not closed: {n:?}"
+            matches!(read, Ok(0))
+                || matches!(&read, Err(error) if error.kind() == io::ErrorKind::ConnectionReset),
+            "an idle connection was not closed: {read:?}"
         );
         closed_after.push(opening.elapsed());
     }
@@ -278,14 +284,14 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
         "{last_closed:?}"
     );
     // The waiting ones were served as slots freed up.
-    for (i, conn) in extra.iter_mut().enumerate() {
-        if i == served {
+    for (number, conn) in extra.iter_mut().enumerate() {
+        if number == served {
             continue;
         }
-        let r = conn
+        let response = conn
             .read_response(false)
-            .unwrap_or_else(|e| panic!("waiting connection {i}: {e}"));
-        assert_eq!(r.status, 200);
+            .unwrap_or_else(|error| panic!("waiting connection {number}: {error}"));
+        assert_eq!(response.status, 200);
     }
     drop(held);
     drop(extra);
@@ -323,7 +329,7 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
     for _ in 0..2 {
         let wave: Vec<Conn> = (0..LIMIT)
             .map(|_| {
-                let mut conn = Conn::connect(a);
+                let mut conn = Conn::connect(addr);
                 assert_eq!(conn.get("/version").status, 200);
                 conn
             })
@@ -337,7 +343,7 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
         "more waves of {LIMIT} connections grew RSS: {rss_held} KiB for the first, {waves:?} KiB \
          for the next"
     );
-    assert_eq!(http::get(a, "/types").status, 200);
+    assert_eq!(http::get(addr, "/types").status, 200);
     figure(
         test,
         format!(
@@ -360,19 +366,19 @@ fn idle_keep_alive_connections_are_bounded_time_out_and_give_memory_back() {
 fn a_client_that_never_reads_does_not_hold_a_database_connection() {
     let _serial = serial();
     let test = "client that never reads";
-    let f = KIT.fixture();
+    let fixture = KIT.fixture();
     for mode in ["exclusive", "shared"] {
-        let s = KIT.start_server(
+        let server = KIT.start_server(
             &url_with(&format!("stuck_reader_{mode}")),
             &[("POOL_MODE", mode), ("POOL_SIZE", "1")],
         );
-        let a = s.addr;
-        wait_for_200(a, "/types", Duration::from_secs(10));
+        let addr = server.addr;
+        wait_for_200(addr, "/types", Duration::from_secs(10));
         const PIPELINED: usize = 600;
         let target = "/contacts/for?limit=200";
-        let one_page = http::get(a, target).body.len();
-        let rss_before = rss_kib(s.pid());
-        let mut stuck = Conn::connect(a);
+        let one_page = http::get(addr, target).body.len();
+        let rss_before = rss_kib(server.pid());
+        let mut stuck = Conn::connect(addr);
         // A small receive window, so the server's writes block sooner.
         let small: libc::c_int = 16 * 1024;
         // SAFETY: setsockopt on our own socket with a valid int.
@@ -410,39 +416,42 @@ fn a_client_that_never_reads_does_not_hold_a_database_connection() {
         // And it holds little of what is still to be written: the answers
         // are made only as fast as the client reads them (20 MB were asked
         // for).
-        let rss_stuck = rss_kib(s.pid());
+        let rss_stuck = rss_kib(server.pid());
         assert!(
             rss_stuck < rss_before + 8 * 1024,
             "{mode}: RSS {rss_before} KiB → {rss_stuck} KiB for a client that does not read"
         );
 
         let mut others = Vec::new();
-        let mut conn = Conn::connect(a);
-        for i in 0..30 {
-            let target = ["/types", "/contacts/1", "/contacts/fetch?limit=200"][i % 3];
+        let mut conn = Conn::connect(addr);
+        for index in 0..30 {
+            let target = ["/types", "/contacts/1", "/contacts/fetch?limit=200"][index % 3];
             let start = Instant::now();
-            let r = conn.get(target);
+            let response = conn.get(target);
             assert_eq!(
-                r.status, 200,
-                "{mode}: {target} while a client is stuck: {r}"
+                response.status, 200,
+                "{mode}: {target} while a client is stuck: {response}"
             );
             others.push(start.elapsed());
         }
         assert_eq!(
             conn.get("/contacts/1").body,
-            f.snapshot.contact_json(1).unwrap()
+            fixture.snapshot.contact_json(1).unwrap()
         );
         let worst = quantile(&others, 1.0);
         assert!(worst < Duration::from_millis(900), "{mode}: {worst:?}");
 
         // It really was stuck: everything it asked for is still to be read.
         let mut got = 0;
-        for i in 0..PIPELINED {
-            let r = stuck
+        for index in 0..PIPELINED {
+            let response = stuck
                 .read_response(false)
-                .unwrap_or_else(|e| panic!("{mode}: pipelined answer {i}: {e}"));
-            assert_eq!(r.status, 200, "{mode}: pipelined answer {i}: {r}");
-            got += r.body.len();
+                .unwrap_or_else(|error| panic!("{mode}: pipelined answer {index}: {error}"));
+            assert_eq!(
+                response.status, 200,
+                "{mode}: pipelined answer {index}: {response}"
+            );
+            got += response.body.len();
         }
         figure(
             test,
@@ -463,9 +472,9 @@ fn a_client_that_never_reads_does_not_hold_a_database_connection() {
 /// Bytes received on `stream` and not read yet.
 fn unread_bytes(stream: &TcpStream) -> usize {
     use std::os::fd::AsRawFd;
-    let mut n: libc::c_int = 0;
+    let mut count: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
-    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut count) };
     assert_eq!(rc, 0, "FIONREAD: {}", io::Error::last_os_error());
-    n as usize
+    count as usize
 }
