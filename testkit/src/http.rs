@@ -61,9 +61,13 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body parsed as JSON; panics with the body if it is not JSON.
+    /// The body parsed as JSON by simd-json, a parser independent of the
+    /// server's writer and of serde_json (which builds the expected values);
+    /// panics with the body if it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
+        // simd-json parses in place, so it gets a copy.
+        let mut bytes = self.body.clone();
+        simd_json::serde::from_slice(&mut bytes)
             .unwrap_or_else(|error| panic!("body is not JSON ({error}): {self}"))
     }
 }
