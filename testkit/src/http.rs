@@ -98,7 +98,9 @@ impl std::fmt::Display for Response {
 
 /// One client connection; keeps bytes read past a response for the next.
 pub struct Conn {
+    /// The socket, written and read as raw bytes.
     stream: TcpStream,
+    /// Bytes read but not yet parsed (the start of the next response).
     buf: Vec<u8>,
 }
 

@@ -28,15 +28,21 @@ pub struct Cluster {
 
 /// Where a cluster lives and who runs it.
 struct Home {
+    /// The directory holding `initdb` and `postgres`.
     bin: PathBuf,
+    /// The cluster's own directory: its log and Unix socket.
     dir: PathBuf,
+    /// PGDATA, `data/` in `dir`.
     data: PathBuf,
+    /// Who runs the binaries.
     run_as: Option<RunAs>,
 }
 
 /// The OS user that runs the PostgreSQL binaries: `None` when not root.
 struct RunAs {
+    /// Its user id.
     uid: u32,
+    /// Its group id.
     gid: u32,
 }
 

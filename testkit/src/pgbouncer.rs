@@ -69,7 +69,9 @@ impl Config {
 pub struct PgBouncer {
     /// Where clients connect: 127.0.0.1:`port`.
     pub port: u16,
+    /// The PgBouncer process; taken by `drop`.
     child: Option<Child>,
+    /// Its directory: configuration, user list, log.
     dir: PathBuf,
 }
 

@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Forwards connections from 127.0.0.1:`port` to `target` until dropped
 /// (connections already made live on until either side closes).
 pub struct Proxy {
+    /// Where it listens.
     addr: SocketAddr,
+    /// Set on drop: the accept loop ends.
     stop: Arc<AtomicBool>,
+    /// See [`Proxy::set_frozen`].
     frozen: Arc<AtomicBool>,
 }
 

@@ -31,6 +31,7 @@ const CONFIG_VARS: &[&str] = &[
 
 /// A running `bakeoff serve`, killed on drop.
 pub struct Server {
+    /// The `bakeoff serve` process.
     child: Child,
     /// Where it listens, as printed on its first stderr line.
     pub addr: SocketAddr,

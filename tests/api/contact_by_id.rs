@@ -50,7 +50,7 @@ fn contact_strings_are_escaped_exactly_as_serde_json_escapes_them() {
 #[test]
 fn null_phones_and_emails_are_left_out_and_none_gives_an_empty_array() {
     let mut conn = Conn::connect(KIT.addr());
-    // Literal expectations, from how support/model.rs inserted these rows.
+    // Literal expectations, from how testkit/src/model.rs inserted these rows.
     let cases = [
         (
             900_002,

@@ -64,7 +64,7 @@ fn starts_is_a_case_insensitive_prefix_of_the_last_name() {
 fn starts_matches_percent_underscore_backslash_and_quote_literally() {
     let fixture = KIT.fixture();
     let mut conn = Conn::connect(KIT.addr());
-    // (starts, the ids that really begin with it: from support/model.rs)
+    // (starts, the ids that really begin with it: from testkit/src/model.rs)
     let cases: &[(&str, &[i32])] = &[
         ("%", &[900_002]),
         ("_", &[900_003]),

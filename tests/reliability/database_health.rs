@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use testkit::http;
-use testkit::pg;
+use testkit::{http, pg};
 
 use crate::helpers::{
     assert_503, figure, ms, pg_client, serial, timed_get, url_with, wait_for_200,
