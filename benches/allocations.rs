@@ -8,10 +8,6 @@
 //! allocations and bytes per request. Counts, not times: the numbers are the
 //! same on a busy machine.
 
-#[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
-mod support;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bakeoff::config::Cli;
 use bakeoff::startup::{Server, Shutdown};
 use clap::Parser;
-use support::http::Conn;
+use testkit::Kit;
+use testkit::http::Conn;
+
+/// The integration tests' kit, bound to the binary (for `bakeoff seed`).
+static KIT: Kit = Kit::new(env!("CARGO_BIN_EXE_bakeoff"));
 
 /// Counts allocations made on threads that asked to be counted.
 struct Counting;
@@ -79,7 +79,7 @@ fn main() {
     } else {
         50
     };
-    let fixture = support::fixture();
+    let fixture = KIT.fixture();
     for mode in ["exclusive", "shared"] {
         let address = start_server(&fixture.database_url, mode);
         println!(

@@ -18,18 +18,16 @@
 //! written down in docs/CONFORMANCE.md). A marked case that starts to pass
 //! fails too, so the mark is removed when the server is fixed.
 
-// The support module serves several test binaries; this one uses its server
-// and fixture only.
-#[allow(dead_code)]
-mod support;
-
 use serde::Deserialize;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::http;
+use testkit::{Kit, http};
+
+/// The kit, bound to the binary under test.
+static KIT: Kit = Kit::new(env!("CARGO_BIN_EXE_bakeoff"));
 
 /// How long an answer may take before the case counts it as silence.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
@@ -97,7 +95,7 @@ struct Case {
     #[serde(default)]
     departure: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)] // read by people and docs/CONFORMANCE.md
+    /// For people and docs/CONFORMANCE.md; never empty when given.
     note: Option<String>,
 }
 
@@ -623,6 +621,13 @@ fn validate(case: &Case) -> Result<(), String> {
     if case.section.is_empty() {
         return Err("no section".to_string());
     }
+    if case
+        .note
+        .as_deref()
+        .is_some_and(|note| note.trim().is_empty())
+    {
+        return Err("an empty note".to_string());
+    }
     if !case.applies {
         return match (&case.reason, &case.expect) {
             (Some(_), None) => Ok(()),
@@ -688,7 +693,7 @@ fn run_suite(file: &str) {
     }
     assert!(problems.is_empty(), "{path}:\n{}", problems.join("\n"));
 
-    let server = support::server();
+    let server = KIT.server();
     let addr = server.addr;
     let runnable: Vec<&Case> = suite.cases.iter().filter(|case| case.applies).collect();
     let next_case = AtomicUsize::new(0);

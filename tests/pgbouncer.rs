@@ -19,18 +19,17 @@
 //! fails saying so. Lines starting with `[figure]` say what was observed
 //! (`cargo test --test pgbouncer -- --nocapture`).
 
-// Shared with the other test binaries, which use what this file does not.
-#[allow(dead_code)]
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::http::{self, Conn, Response};
-use support::pgbouncer::{Config, PgBouncer, PoolMode};
-use support::{Server, assert_body, assert_error, fixture, model};
+use testkit::http::{self, Conn, Response};
+use testkit::pgbouncer::{Config, PgBouncer, PoolMode};
+use testkit::{Kit, Server, assert_body, assert_error, model};
+
+/// The kit, bound to the binary under test: the fixture and its cluster.
+static KIT: Kit = Kit::new(env!("CARGO_BIN_EXE_bakeoff"));
 
 const DBNAME: &str = "bakeoff";
 const SERVICE_UNAVAILABLE: &str = r#"{"detail":"Service Unavailable"}"#;
@@ -49,12 +48,12 @@ const SERVER_CONNECTIONS_PREPARED: u32 = SERVER_POOL + 2;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    SERIAL.lock().unwrap_or_else(|error| error.into_inner())
 }
 
 fn bouncer(config: &Config) -> PgBouncer {
-    PgBouncer::start(fixture().cluster.port, DBNAME, config)
-        .unwrap_or_else(|e| panic!("cannot start PgBouncer: {e}"))
+    PgBouncer::start(KIT.fixture().cluster.port, DBNAME, config)
+        .unwrap_or_else(|error| panic!("cannot start PgBouncer: {error}"))
 }
 
 /// A server on `database_url` with `--statements MODE`, POOL_SIZE
@@ -69,15 +68,15 @@ fn server(database_url: &str, statements: &str, env: &[(&str, &str)]) -> Server 
         ("POOL_TIMEOUT_MS", "5000"),
     ];
     all.extend_from_slice(env);
-    Server::start(database_url, &all)
+    KIT.start_server(database_url, &all)
 }
 
 /// The database requests of the load, with the body each must answer: the
 /// expected bodies come from the fixture's own reading of the tables.
 fn database_cases() -> Vec<(String, Vec<u8>)> {
-    let f = fixture();
+    let fixture = KIT.fixture();
     let mut cases = vec![
-        ("/types".to_string(), f.snapshot.types_json()),
+        ("/types".to_string(), fixture.snapshot.types_json()),
         ("/readyz".to_string(), br#"{"status":"ready"}"#.to_vec()),
     ];
     for (limit, offset, starts) in [
@@ -87,16 +86,19 @@ fn database_cases() -> Vec<(String, Vec<u8>)> {
         (5, 1, Some("o'b")),
     ] {
         let query = match starts {
-            Some(s) => format!("limit={limit}&offset={offset}&starts={}", support::pct(s)),
+            Some(prefix) => format!(
+                "limit={limit}&offset={offset}&starts={}",
+                testkit::pct(prefix)
+            ),
             None => format!("limit={limit}&offset={offset}"),
         };
-        let body = f.page_json(limit, offset, starts);
+        let body = fixture.page_json(limit, offset, starts);
         for path in ["/contacts/fetch", "/contacts/for"] {
             cases.push((format!("{path}?{query}"), body.clone()));
         }
     }
-    for id in [1, 17, 500, i64::from(support::SEEDED_CONTACTS)] {
-        let body = f
+    for id in [1, 17, 500, i64::from(testkit::SEEDED_CONTACTS)] {
+        let body = fixture
             .snapshot
             .contact_json(id)
             .unwrap_or_else(|| panic!("contact {id} is not in the fixture"));
@@ -155,9 +157,9 @@ impl Tally {
         self.ok += other.ok;
         self.unavailable += other.unavailable;
         self.other_count += other.other_count;
-        for o in other.other {
+        for description in other.other {
             if self.other.len() < 5 {
-                self.other.push(o);
+                self.other.push(description);
             }
         }
     }
@@ -190,15 +192,15 @@ impl Tally {
 fn load(addrs: &[SocketAddr], threads: usize, per_thread: usize) -> Tally {
     let cases = database_cases();
     let workers: Vec<_> = (0..threads)
-        .map(|t| {
+        .map(|thread_index| {
             let cases = cases.clone();
             let addrs = addrs.to_vec();
             thread::spawn(move || {
-                let mut conns: Vec<Conn> = addrs.iter().map(|&a| Conn::connect(a)).collect();
+                let mut conns: Vec<Conn> = addrs.iter().map(|&addr| Conn::connect(addr)).collect();
                 let mut tally = Tally::default();
-                for i in 0..per_thread {
-                    let (target, expected) = &cases[(t * 7 + i) % cases.len()];
-                    let conn = &mut conns[(t + i) % addrs.len()];
+                for round in 0..per_thread {
+                    let (target, expected) = &cases[(thread_index * 7 + round) % cases.len()];
+                    let conn = &mut conns[(thread_index + round) % addrs.len()];
                     let response = conn.get(target);
                     tally.record(target, &response, expected);
                 }
@@ -218,17 +220,21 @@ fn pool_connections(bouncer: &PgBouncer, user: &str) -> (u32, u32) {
     let rows = bouncer.admin("SHOW POOLS").expect("SHOW POOLS");
     let row = rows
         .iter()
-        .find(|r| {
-            let get = |k: &str| r.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        .find(|pool| {
+            let get = |key: &str| {
+                pool.iter()
+                    .find(|(column, _)| column == key)
+                    .map(|(_, value)| value.as_str())
+            };
             get("database") == Some(DBNAME) && get("user") == Some(user)
         })
         .unwrap_or_else(|| panic!("no pool for {DBNAME}/{user} in SHOW POOLS: {rows:?}"));
     let sum = |keys: &[&str]| -> u32 {
         keys.iter()
-            .map(|k| {
+            .map(|key| {
                 row.iter()
-                    .find(|(n, _)| n == k)
-                    .and_then(|(_, v)| v.parse::<u32>().ok())
+                    .find(|(column, _)| column == key)
+                    .and_then(|(_, value)| value.parse::<u32>().ok())
                     .unwrap_or(0)
             })
             .sum()
@@ -249,7 +255,7 @@ fn transaction_pooling_with_unnamed_statements_serves_every_endpoint_from_two_se
         server(&url, "unnamed", &[]),
         server(&url, "unnamed", &[("POOL_MODE", "exclusive")]),
     ];
-    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|api_server| api_server.addr).collect();
     for &addr in &addrs {
         assert_every_endpoint(addr);
     }
@@ -285,26 +291,26 @@ fn transaction_pooling_with_unnamed_statements_serves_every_endpoint_from_two_se
         "expected more client than server connections, at most {server_connections} of those: \
          {clients} clients, {servers_used} servers"
     );
-    for s in &servers {
-        assert_no_error_lines(s);
+    for api_server in &servers {
+        assert_no_error_lines(api_server);
     }
 }
 
 #[test]
 fn session_pooling_with_prepared_statements_works_as_pgbouncer_comes_and_keeps_the_timeout() {
     let _serial = serial();
-    let f = fixture();
+    let fixture = KIT.fixture();
 
     // PgBouncer's defaults: the server sends no startup options (PgBouncer
     // refuses `options`); it sets its statement timeout with a `SET` on each
     // new connection, which session pooling keeps for the server's session.
     let bouncer = bouncer(&Config::new(PoolMode::Session, SERVER_CONNECTIONS_PREPARED));
-    let s = server(
+    let api_server = server(
         &bouncer.url("postgres", DBNAME),
         "prepared",
         &[("STATEMENT_TIMEOUT_MS", "300")],
     );
-    let metrics = http::get(s.addr, "/metrics");
+    let metrics = http::get(api_server.addr, "/metrics");
     assert!(
         metrics
             .body_str()
@@ -312,8 +318,8 @@ fn session_pooling_with_prepared_statements_works_as_pgbouncer_comes_and_keeps_t
             .any(|line| line == format!("bakeoff_pool_size {SERVER_CONNECTIONS_PREPARED}")),
         "PgBouncer's session pool is sized for {SERVER_CONNECTIONS_PREPARED} connections: {metrics}"
     );
-    assert_every_endpoint(s.addr);
-    let tally = load(&[s.addr], 4, 50);
+    assert_every_endpoint(api_server.addr);
+    let tally = load(&[api_server.addr], 4, 50);
     println!(
         "[figure] session pooling, prepared statements, PgBouncer defaults: {} requests: {} exact \
          200s, {} 503s, {} other",
@@ -328,24 +334,24 @@ fn session_pooling_with_prepared_statements_works_as_pgbouncer_comes_and_keeps_t
         "every request must be an exact 200; first others: {:#?}",
         tally.other
     );
-    assert_no_error_lines(&s);
+    assert_no_error_lines(&api_server);
 
     // The timeout reaches PostgreSQL: a query stuck behind a lock is
     // cancelled after 300 ms and answered 503.
-    let (r, waited) = types_behind_a_lock(s.addr);
+    let (response, waited) = types_behind_a_lock(api_server.addr);
     println!(
         "[figure] session pooling: a locked /types answered {} after {waited:?}",
-        r.status
+        response.status
     );
-    assert_error("/types", &r, 503, SERVICE_UNAVAILABLE);
+    assert_error("/types", &response, 503, SERVICE_UNAVAILABLE);
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
         "the 300 ms statement timeout should end the wait, took {waited:?}"
     );
     assert_body(
         "/types",
-        &http::get(s.addr, "/types"),
-        &f.snapshot.types_json(),
+        &http::get(api_server.addr, "/types"),
+        &fixture.snapshot.types_json(),
     );
 }
 
@@ -357,9 +363,9 @@ fn transaction_pooling_with_prepared_statements_answers_503_never_500_and_stays_
     // The statements are prepared on one PostgreSQL connection each, and
     // executed on whichever one PgBouncer picks.
     let bouncer = bouncer(&config);
-    let mut s = server(&bouncer.url("postgres", DBNAME), "prepared", &[]);
+    let mut api_server = server(&bouncer.url("postgres", DBNAME), "prepared", &[]);
 
-    let tally = load(&[s.addr], 4, 100);
+    let tally = load(&[api_server.addr], 4, 100);
     println!(
         "[figure] transaction pooling, prepared statements ({SERVER_POOL} server connections over \
          {server_connections} PostgreSQL ones): {} requests: {} exact 200s, {} 503s, {} other",
@@ -379,20 +385,24 @@ fn transaction_pooling_with_prepared_statements_answers_503_never_500_and_stays_
          on another (if PgBouncer now keeps prepared statements per client, as 1.21+ can with \
          max_prepared_statements, this test and docs/DEPLOY.md need revisiting)"
     );
-    let stderr = s.stderr();
+    let stderr = api_server.stderr();
     let sample: Vec<&str> = stderr.lines().skip(1).take(3).collect();
     println!("[figure] the server's log says: {sample:#?}");
 
-    assert_eq!(s.exit_status(), None, "the server exited:\n{stderr}");
+    assert_eq!(
+        api_server.exit_status(),
+        None,
+        "the server exited:\n{stderr}"
+    );
     assert_body(
         "/healthz",
-        &http::get(s.addr, "/healthz"),
+        &http::get(api_server.addr, "/healthz"),
         br#"{"status":"ok"}"#,
     );
     let version = format!(r#"{{"version":"{}"}}"#, env!("CARGO_PKG_VERSION"));
     assert_body(
         "/version",
-        &http::get(s.addr, "/version"),
+        &http::get(api_server.addr, "/version"),
         version.as_bytes(),
     );
 }
@@ -400,10 +410,11 @@ fn transaction_pooling_with_prepared_statements_answers_503_never_500_and_stays_
 #[test]
 fn a_role_statement_timeout_applies_through_transaction_pooling() {
     let _serial = serial();
-    let f = fixture();
+    let fixture = KIT.fixture();
     let role = "bakeoff_pgbouncer_test";
-    let mut admin = postgres::Client::connect(&f.cluster.conn_string(DBNAME), postgres::NoTls)
-        .expect("connect");
+    let mut admin =
+        postgres::Client::connect(&fixture.cluster.conn_string(DBNAME), postgres::NoTls)
+            .expect("connect");
     admin
         .batch_execute(&format!(
             "DROP ROLE IF EXISTS {role};
@@ -416,34 +427,34 @@ fn a_role_statement_timeout_applies_through_transaction_pooling() {
     let mut config = Config::new(PoolMode::Transaction, 2);
     config.extra_users = vec![role.into()];
     let bouncer = bouncer(&config);
-    let s = server(&bouncer.url(role, DBNAME), "unnamed", &[]);
+    let api_server = server(&bouncer.url(role, DBNAME), "unnamed", &[]);
     assert_body(
         "/types",
-        &http::get(s.addr, "/types"),
-        &f.snapshot.types_json(),
+        &http::get(api_server.addr, "/types"),
+        &fixture.snapshot.types_json(),
     );
 
     // A lock makes /types wait; the role's timeout, set by PostgreSQL on
     // PgBouncer's connections at login, cancels it.
-    let (r, waited) = types_behind_a_lock(s.addr);
+    let (response, waited) = types_behind_a_lock(api_server.addr);
     println!(
         "[figure] /types behind a lock, role statement_timeout 300ms, unnamed statements through \
          transaction pooling: {} after {} ms",
-        r.status,
+        response.status,
         waited.as_millis()
     );
-    assert_error("/types behind a lock", &r, 503, SERVICE_UNAVAILABLE);
+    assert_error("/types behind a lock", &response, 503, SERVICE_UNAVAILABLE);
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
         "the 503 came after {waited:?}, not after about the role's 300 ms"
     );
     assert_body(
         "/types",
-        &http::get(s.addr, "/types"),
-        &f.snapshot.types_json(),
+        &http::get(api_server.addr, "/types"),
+        &fixture.snapshot.types_json(),
     );
 
-    drop(s);
+    drop(api_server);
     drop(bouncer);
     admin
         .batch_execute(&format!(
@@ -457,21 +468,22 @@ fn a_role_statement_timeout_applies_through_transaction_pooling() {
 /// `/types` while another session holds `contact_types` locked: the answer
 /// and how long it took. The lock is released before returning.
 fn types_behind_a_lock(addr: SocketAddr) -> (Response, Duration) {
-    let f = fixture();
-    let mut locker = postgres::Client::connect(&f.cluster.conn_string(DBNAME), postgres::NoTls)
-        .expect("connect");
+    let fixture = KIT.fixture();
+    let mut locker =
+        postgres::Client::connect(&fixture.cluster.conn_string(DBNAME), postgres::NoTls)
+            .expect("connect");
     let mut tx = locker.transaction().expect("BEGIN");
     tx.batch_execute("LOCK TABLE contact_types IN ACCESS EXCLUSIVE MODE")
         .expect("LOCK TABLE");
     let started = Instant::now();
-    let r = http::get(addr, "/types");
+    let response = http::get(addr, "/types");
     let waited = started.elapsed();
     tx.rollback().expect("ROLLBACK");
-    (r, waited)
+    (response, waited)
 }
 
-fn assert_no_error_lines(s: &Server) {
-    let stderr = s.stderr();
+fn assert_no_error_lines(api_server: &Server) {
+    let stderr = api_server.stderr();
     let extra: Vec<&str> = stderr.lines().skip(1).collect();
     assert!(extra.is_empty(), "the server logged: {extra:#?}");
 }

@@ -9,13 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Forwards connections from 127.0.0.1:`port` to `target` until dropped
 /// (connections already made live on until either side closes).
 pub struct Proxy {
+    /// Where it listens.
     addr: SocketAddr,
+    /// Set on drop: the accept loop ends.
     stop: Arc<AtomicBool>,
-    #[allow(dead_code)] // used by tests/reliability.rs only
+    /// See [`Proxy::set_frozen`].
     frozen: Arc<AtomicBool>,
 }
 
 impl Proxy {
+    /// Listens on 127.0.0.1:`port` and forwards every connection to `target`.
     pub fn start(port: u16, target: SocketAddr) -> io::Result<Proxy> {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
         let addr = listener.local_addr()?;
@@ -41,7 +44,6 @@ impl Proxy {
 
     /// While frozen, bytes are held, not forwarded, and every socket stays
     /// open: a proxy or host that stopped answering without closing.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn set_frozen(&self, frozen: bool) {
         self.frozen.store(frozen, Ordering::SeqCst);
     }
@@ -57,14 +59,14 @@ fn pump(from: &TcpStream, to: &TcpStream, frozen: &Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
         loop {
-            let n = match from.read(&mut buffer) {
+            let count = match from.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => n,
+                Ok(count) => count,
             };
             while frozen.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            if to.write_all(&buffer[..n]).is_err() {
+            if to.write_all(&buffer[..count]).is_err() {
                 break;
             }
         }

@@ -6,9 +6,8 @@
 //! PgBouncer refuses to run as root; as root it runs as the `postgres` OS
 //! user, like the cluster. The binary is `$PGBOUNCER`, else `pgbouncer` from
 //! `/usr/sbin` or `PATH` (Debian's package: `apt-get install -y pgbouncer`).
-#![allow(dead_code)] // used by tests/pgbouncer.rs only
 
-use super::spawn;
+use crate::spawn;
 use std::ffi::CString;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -39,9 +38,11 @@ impl PoolMode {
 /// What a test chooses of the configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `pool_mode`.
     pub pool_mode: PoolMode,
     /// Server connections per (database, user) pair.
     pub default_pool_size: u32,
+    /// `max_client_conn`: client connections PgBouncer accepts.
     pub max_client_conn: u32,
     /// Startup parameters PgBouncer accepts and drops instead of refusing
     /// the client, e.g. `options` (which PgBouncer cannot pass on).
@@ -52,6 +53,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// `pool_mode` and `default_pool_size` as given; 200 client connections, nothing ignored, no extra users.
     pub fn new(pool_mode: PoolMode, default_pool_size: u32) -> Config {
         Config {
             pool_mode,
@@ -67,7 +69,9 @@ impl Config {
 pub struct PgBouncer {
     /// Where clients connect: 127.0.0.1:`port`.
     pub port: u16,
+    /// The PgBouncer process; taken by `drop`.
     child: Option<Child>,
+    /// Its directory: configuration, user list, log.
     dir: PathBuf,
 }
 
@@ -83,25 +87,28 @@ impl PgBouncer {
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
+                .map_or(0, |elapsed| elapsed.as_nanos())
         ));
-        fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        fs::create_dir(&dir).map_err(|error| format!("create {}: {error}", dir.display()))?;
         spawn::remove_at_exit(dir.clone());
         if let Some((uid, gid)) = run_as {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-                .map_err(|e| format!("chown {} to postgres: {e}", dir.display()))?;
+                .map_err(|error| format!("chown {} to postgres: {error}", dir.display()))?;
         }
 
         let mut users = vec!["postgres".to_string()];
         users.extend(config.extra_users.iter().cloned());
-        let userlist: String = users.iter().map(|u| format!("\"{u}\" \"\"\n")).collect();
+        let userlist: String = users
+            .iter()
+            .map(|user| format!("\"{user}\" \"\"\n"))
+            .collect();
         write(&dir.join("userlist.txt"), &userlist)?;
 
         // The port is free when we look; another process may take it before
         // PgBouncer binds, so a failed start is retried on a new port.
         let mut last_error = String::new();
         for _attempt in 0..5 {
-            let port = super::pg::free_port();
+            let port = crate::pg::free_port();
             let ini = ini(&dir, upstream_port, dbname, port, config);
             write(&dir.join("pgbouncer.ini"), &ini)?;
             match launch(&bin, &dir, port, run_as) {
@@ -112,7 +119,7 @@ impl PgBouncer {
                         dir,
                     });
                 }
-                Err(e) => last_error = e,
+                Err(error) => last_error = error,
             }
         }
         Err(last_error)
@@ -131,18 +138,23 @@ impl PgBouncer {
             self.port
         );
         let mut client = postgres::Client::connect(&conn, postgres::NoTls)
-            .map_err(|e| format!("connect to the PgBouncer admin console: {e}"))?;
+            .map_err(|error| format!("connect to the PgBouncer admin console: {error}"))?;
         let messages = client
             .simple_query(command)
-            .map_err(|e| format!("{command} on the admin console: {e}"))?;
+            .map_err(|error| format!("{command} on the admin console: {error}"))?;
         Ok(messages
             .into_iter()
-            .filter_map(|m| match m {
+            .filter_map(|message| match message {
                 postgres::SimpleQueryMessage::Row(row) => Some(
                     row.columns()
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| (c.name().to_string(), row.get(i).unwrap_or("").to_string()))
+                        .map(|(index, column)| {
+                            (
+                                column.name().to_string(),
+                                row.get(index).unwrap_or("").to_string(),
+                            )
+                        })
                         .collect(),
                 ),
                 _ => None,
@@ -193,7 +205,7 @@ fn ini(dir: &Path, upstream_port: u16, dbname: &str, port: u16, config: &Config)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
-    fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+    fs::write(path, text).map_err(|error| format!("write {}: {error}", path.display()))
 }
 
 fn launch(bin: &Path, dir: &Path, port: u16, run_as: Option<(u32, u32)>) -> Result<Child, String> {
@@ -206,8 +218,8 @@ fn launch(bin: &Path, dir: &Path, port: u16, run_as: Option<(u32, u32)>) -> Resu
     if let Some((uid, gid)) = run_as {
         cmd.uid(uid).gid(gid);
     }
-    let mut child =
-        spawn::spawn(cmd, libc::SIGTERM).map_err(|e| format!("start {}: {e}", bin.display()))?;
+    let mut child = spawn::spawn(cmd, libc::SIGTERM)
+        .map_err(|error| format!("start {}: {error}", bin.display()))?;
     spawn::stop_at_exit(child.id(), libc::SIGTERM, Duration::from_secs(5));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -249,11 +261,11 @@ fn find_binary() -> Result<PathBuf, String> {
     }
     let mut candidates = vec![PathBuf::from("/usr/sbin/pgbouncer")];
     if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("pgbouncer")));
+        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("pgbouncer")));
     }
     candidates
         .into_iter()
-        .find(|p| p.is_file())
+        .find(|candidate| candidate.is_file())
         .ok_or_else(|| format!("pgbouncer not found: {INSTALL}"))
 }
 

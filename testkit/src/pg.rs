@@ -6,7 +6,7 @@
 //! initdb and postgres refuse to run as root; as root they run as the
 //! `postgres` OS user, on a directory it owns.
 
-use super::spawn;
+use crate::spawn;
 use std::ffi::CString;
 use std::fs;
 use std::net::TcpListener;
@@ -23,21 +23,26 @@ pub struct Cluster {
     /// `None` while [`Cluster::stop`] has stopped it.
     postmaster: Option<Child>,
     /// What [`Cluster::start_again`] needs.
-    #[allow(dead_code)] // read by tests/reliability.rs only
     home: Home,
 }
 
 /// Where a cluster lives and who runs it.
 struct Home {
+    /// The directory holding `initdb` and `postgres`.
     bin: PathBuf,
+    /// The cluster's own directory: its log and Unix socket.
     dir: PathBuf,
+    /// PGDATA, `data/` in `dir`.
     data: PathBuf,
+    /// Who runs the binaries.
     run_as: Option<RunAs>,
 }
 
 /// The OS user that runs the PostgreSQL binaries: `None` when not root.
 struct RunAs {
+    /// Its user id.
     uid: u32,
+    /// Its group id.
     gid: u32,
 }
 
@@ -52,10 +57,10 @@ impl Cluster {
             std::process::id(),
             nanos_now()
         ));
-        fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        fs::create_dir(&dir).map_err(|error| format!("create {}: {error}", dir.display()))?;
         spawn::remove_at_exit(dir.clone());
-        if let Some(u) = &run_as {
-            chown(&dir, u)?;
+        if let Some(user) = &run_as {
+            chown(&dir, user)?;
         }
         let data = dir.join("data");
 
@@ -78,8 +83,8 @@ impl Cluster {
             .stderr(Stdio::piped());
         as_user(&mut initdb, &run_as);
         let out = spawn::spawn(initdb, libc::SIGKILL)
-            .and_then(|c| c.wait_with_output())
-            .map_err(|e| format!("run {}: {e}", bin.join("initdb").display()))?;
+            .and_then(|initdb_child| initdb_child.wait_with_output())
+            .map_err(|error| format!("run {}: {error}", bin.join("initdb").display()))?;
         if !out.status.success() {
             return Err(format!(
                 "initdb failed ({}):\n{}{}",
@@ -109,7 +114,7 @@ impl Cluster {
                     cluster.create_database(dbname)?;
                     return Ok(cluster);
                 }
-                Err(e) => last_error = e,
+                Err(error) => last_error = error,
             }
         }
         Err(last_error)
@@ -118,7 +123,6 @@ impl Cluster {
     /// Stops the postmaster with a "fast" shutdown (SIGINT: every session is
     /// ended, then it exits) and waits, at most 30 s, until it has exited.
     /// For clusters a test owns: the shared fixture's cluster must stay up.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn stop(&mut self) {
         if let Some(child) = self.postmaster.take() {
             spawn::forget_process(child.id());
@@ -128,11 +132,16 @@ impl Cluster {
 
     /// Starts the stopped postmaster again on the same port and data, and
     /// returns once it accepts connections (polled every 25 ms).
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn start_again(&mut self) -> Result<(), String> {
         assert!(self.postmaster.is_none(), "the cluster is running");
-        let h = &self.home;
-        let child = start_postmaster(&h.bin, &h.dir, &h.data, self.port, &h.run_as)?;
+        let location = &self.home;
+        let child = start_postmaster(
+            &location.bin,
+            &location.dir,
+            &location.data,
+            self.port,
+            &location.run_as,
+        )?;
         self.postmaster = Some(child);
         Ok(())
     }
@@ -152,10 +161,10 @@ impl Cluster {
 
     fn create_database(&self, dbname: &str) -> Result<(), String> {
         let mut client = postgres::Client::connect(&self.conn_string("postgres"), postgres::NoTls)
-            .map_err(|e| format!("connect to the new cluster: {e}"))?;
+            .map_err(|error| format!("connect to the new cluster: {error}"))?;
         client
             .batch_execute(&format!("CREATE DATABASE {dbname}"))
-            .map_err(|e| format!("CREATE DATABASE {dbname}: {e}"))
+            .map_err(|error| format!("CREATE DATABASE {dbname}: {error}"))
     }
 }
 
@@ -169,11 +178,11 @@ fn sweep_stale_dirs() {
         let name = entry.file_name();
         let Some(rest) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("bakeoff-test-pg-"))
+            .and_then(|dir_name| dir_name.strip_prefix("bakeoff-test-pg-"))
         else {
             continue;
         };
-        let Some(owner) = rest.split('-').next().and_then(|p| p.parse().ok()) else {
+        let Some(owner) = rest.split('-').next().and_then(|word| word.parse().ok()) else {
             continue;
         };
         if is_alive(owner) {
@@ -199,7 +208,7 @@ fn is_alive(pid: i32) -> bool {
 fn nanos_now() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
+        .map(|elapsed| elapsed.as_nanos())
         .unwrap_or(0)
 }
 
@@ -212,8 +221,10 @@ fn start_postmaster(
     run_as: &Option<RunAs>,
 ) -> Result<Child, String> {
     let log_path = dir.join(format!("postgres-{port}.log"));
-    let log = fs::File::create(&log_path).map_err(|e| format!("create log: {e}"))?;
-    let log2 = log.try_clone().map_err(|e| format!("clone log fd: {e}"))?;
+    let log = fs::File::create(&log_path).map_err(|error| format!("create log: {error}"))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|error| format!("clone log fd: {error}"))?;
     let mut cmd = Command::new(bin.join("postgres"));
     cmd.arg("-D")
         .arg(data)
@@ -241,7 +252,7 @@ fn start_postmaster(
     as_user(&mut cmd, run_as);
     // SIGINT is PostgreSQL's "fast shutdown": sessions are ended, then exit.
     let mut child = spawn::spawn(cmd, libc::SIGINT)
-        .map_err(|e| format!("start {}: {e}", bin.join("postgres").display()))?;
+        .map_err(|error| format!("start {}: {error}", bin.join("postgres").display()))?;
     spawn::stop_at_exit(child.id(), libc::SIGINT, Duration::from_secs(10));
 
     let conn =
@@ -271,14 +282,14 @@ fn start_postmaster(
 /// A TCP port of 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+        .and_then(|listener| listener.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
 }
 
 fn as_user(cmd: &mut Command, run_as: &Option<RunAs>) {
-    if let Some(u) = run_as {
-        cmd.uid(u.uid).gid(u.gid);
+    if let Some(user) = run_as {
+        cmd.uid(user.uid).gid(user.gid);
     }
 }
 
@@ -304,16 +315,18 @@ fn run_as() -> Result<Option<RunAs>, String> {
     Ok(Some(RunAs { uid, gid }))
 }
 
-fn chown(path: &Path, u: &RunAs) -> Result<(), String> {
-    std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid))
-        .map_err(|e| format!("chown {} to postgres: {e}", path.display()))
+fn chown(path: &Path, user: &RunAs) -> Result<(), String> {
+    std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+        .map_err(|error| format!("chown {} to postgres: {error}", path.display()))
 }
 
 /// The directory holding `initdb` and `postgres`: `$PG_BIN`, else
 /// `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`, else
 /// the directory of `initdb` on `PATH`.
 fn find_bin_dir() -> Result<PathBuf, String> {
-    let has_binaries = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
+    let has_binaries = |candidate: &Path| {
+        candidate.join("initdb").is_file() && candidate.join("postgres").is_file()
+    };
     if let Some(dir) = std::env::var_os("PG_BIN") {
         let dir = PathBuf::from(dir);
         return if has_binaries(&dir) {
@@ -337,21 +350,21 @@ fn find_bin_dir() -> Result<PathBuf, String> {
     }
     if let Ok(entries) = fs::read_dir("/usr/lib/postgresql") {
         let mut versions: Vec<(u32, PathBuf)> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let v = e.file_name().to_str()?.parse::<u32>().ok()?;
-                Some((v, e.path().join("bin")))
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| {
+                let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+                Some((version, entry.path().join("bin")))
             })
             .collect();
         versions.sort();
-        candidates.extend(versions.into_iter().rev().map(|(_, p)| p));
+        candidates.extend(versions.into_iter().rev().map(|(_, bin_dir)| bin_dir));
     }
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path));
     }
     candidates
         .into_iter()
-        .find(|d| has_binaries(d))
+        .find(|candidate| has_binaries(candidate))
         .ok_or_else(|| {
             "PostgreSQL server binaries (initdb, postgres) not found: install them \
          (`apt-get install postgresql`), or set PG_BIN to the directory that holds \

@@ -75,7 +75,7 @@ pub fn spawn(mut cmd: Command, death_signal: i32) -> io::Result<Child> {
             Mutex::new(tx)
         })
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(|error| error.into_inner())
         .clone();
     let (reply_tx, reply_rx) = mpsc::channel();
     sender
@@ -108,7 +108,7 @@ pub fn stop_at_exit(pid: u32, signal: i32, grace: Duration) {
 /// Removes a registration made by [`stop_at_exit`]: the caller has stopped
 /// and reaped the process itself.
 pub fn forget_process(pid: u32) {
-    lock_resources().retain(|r| !matches!(r, Resource::Process { pid: p, .. } if *p == pid as i32));
+    lock_resources().retain(|resource| !matches!(resource, Resource::Process { pid: registered, .. } if *registered == pid as i32));
 }
 
 /// Removes `dir` (recursively) when the test binary exits.
@@ -118,7 +118,7 @@ pub fn remove_at_exit(dir: PathBuf) {
 }
 
 fn lock_resources() -> std::sync::MutexGuard<'static, Vec<Resource>> {
-    RESOURCES.lock().unwrap_or_else(|e| e.into_inner())
+    RESOURCES.lock().unwrap_or_else(|error| error.into_inner())
 }
 
 extern "C" fn cleanup_at_exit() {
@@ -148,8 +148,8 @@ pub fn stop_process(pid: i32, signal: i32, grace: Duration) {
         let deadline = Instant::now() + grace;
         loop {
             let mut status = 0;
-            let r = libc::waitpid(pid, &mut status, libc::WNOHANG);
-            if r == pid || r < 0 {
+            let reaped = libc::waitpid(pid, &mut status, libc::WNOHANG);
+            if reaped == pid || reaped < 0 {
                 return;
             }
             if Instant::now() >= deadline {

@@ -1,6 +1,6 @@
 //! The real `bakeoff` binary, serving on a port the OS picks.
 
-use super::spawn;
+use crate::spawn;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -29,11 +29,9 @@ const CONFIG_VARS: &[&str] = &[
     "CONTACTS",
 ];
 
-/// The path of the binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_bakeoff");
-
 /// A running `bakeoff serve`, killed on drop.
 pub struct Server {
+    /// The `bakeoff serve` process.
     child: Child,
     /// Where it listens, as printed on its first stderr line.
     pub addr: SocketAddr,
@@ -45,24 +43,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `bakeoff serve` with BIND=127.0.0.1:0, `DATABASE_URL` and the
-    /// extra environment `env`, and waits for its first stderr line.
-    pub fn start(database_url: &str, env: &[(&str, &str)]) -> Server {
-        Self::try_start(database_url, env).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub fn try_start(database_url: &str, env: &[(&str, &str)]) -> Result<Server, String> {
-        Self::try_start_with(database_url, env, |_| {})
-    }
-
-    /// [`Server::try_start`], letting `prepare` change the command first
-    /// (e.g. a `pre_exec` that lowers a resource limit).
-    pub fn try_start_with(
+    /// Starts `bin serve` (the `bakeoff` binary at `bin`) with
+    /// BIND=127.0.0.1:0, `DATABASE_URL` and the extra environment `env`,
+    /// lets `prepare` change the command (e.g. a `pre_exec` that lowers a
+    /// resource limit), and waits for its first stderr line.
+    pub fn start(
+        bin: &str,
         database_url: &str,
         env: &[(&str, &str)],
         prepare: impl FnOnce(&mut Command),
     ) -> Result<Server, String> {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin);
         cmd.arg("serve");
         for var in CONFIG_VARS {
             cmd.env_remove(var);
@@ -75,7 +66,7 @@ impl Server {
             .stderr(Stdio::piped());
         prepare(&mut cmd);
         let mut child =
-            spawn::spawn(cmd, libc::SIGKILL).map_err(|e| format!("spawn {BIN}: {e}"))?;
+            spawn::spawn(cmd, libc::SIGKILL).map_err(|error| format!("spawn {bin}: {error}"))?;
         spawn::stop_at_exit(child.id(), libc::SIGKILL, Duration::ZERO);
 
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -90,7 +81,7 @@ impl Server {
                 if let Some(tx) = first.take() {
                     let _ = tx.send(line.clone());
                 }
-                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                let mut log = log.lock().unwrap_or_else(|error| error.into_inner());
                 if log.len() < 1 << 20 {
                     log.push_str(&line);
                     log.push('\n');
@@ -116,12 +107,12 @@ impl Server {
             )
         });
         let addr = match addr {
-            Ok(a) => a,
-            Err(e) => {
+            Ok(parsed) => parsed,
+            Err(error) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 spawn::forget_process(child.id());
-                return Err(e);
+                return Err(error);
             }
         };
         Ok(Server {
@@ -136,25 +127,22 @@ impl Server {
     pub fn stderr(&self) -> String {
         self.stderr
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|error| error.into_inner())
             .clone()
     }
 
     /// The server's process id.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends `signal` without waiting.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn signal(&self, signal: i32) {
         // SAFETY: a signal to our own, not yet reaped, child.
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
     /// Waits, at most `timeout`, for the process to exit.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;
         loop {

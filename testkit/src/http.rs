@@ -13,6 +13,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Response {
     /// `HTTP/1.1` or `HTTP/1.0`.
     pub version: String,
+    /// The status code.
     pub status: u16,
     /// Header names as sent (compare them case-insensitively), in order.
     pub headers: Vec<(String, String)>,
@@ -33,43 +34,49 @@ impl Response {
         all.first().copied()
     }
 
+    /// The values of every header called `name` (case-insensitive), in order.
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter(|(sent, _)| sent.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
             .collect()
     }
 
     /// Headers lower-cased and sorted, without `Date` (which may tick
     /// between two responses): for comparing the headers of two responses.
     pub fn comparable_headers(&self) -> Vec<(String, String)> {
-        let mut h: Vec<(String, String)> = self
+        let mut comparable: Vec<(String, String)> = self
             .headers
             .iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
-            .filter(|(n, _)| n != "date")
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+            .filter(|(name, _)| name != "date")
             .collect();
-        h.sort();
-        h
+        comparable.sort();
+        comparable
     }
 
+    /// The body as text (invalid UTF-8 replaced).
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body parsed as JSON; panics with the body if it is not JSON.
+    /// The body parsed as JSON by simd-json, a parser independent of the
+    /// server's writer and of serde_json (which builds the expected values);
+    /// panics with the body if it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {self}"))
+        // simd-json parses in place, so it gets a copy.
+        let mut bytes = self.body.clone();
+        simd_json::serde::from_slice(&mut bytes)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {self}"))
     }
 }
 
 impl std::fmt::Display for Response {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.version, self.status)?;
-        for (n, v) in &self.headers {
-            write!(f, " | {n}: {v}")?;
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} {}", self.version, self.status)?;
+        for (name, value) in &self.headers {
+            write!(formatter, " | {name}: {value}")?;
         }
         let body = self.body_str();
         if body.len() > 600 {
@@ -77,22 +84,31 @@ impl std::fmt::Display for Response {
             while !body.is_char_boundary(cut) {
                 cut -= 1;
             }
-            write!(f, " | body ({} bytes): {}…", self.body.len(), &body[..cut])
+            write!(
+                formatter,
+                " | body ({} bytes): {}…",
+                self.body.len(),
+                &body[..cut]
+            )
         } else {
-            write!(f, " | body: {body}")
+            write!(formatter, " | body: {body}")
         }
     }
 }
 
 /// One client connection; keeps bytes read past a response for the next.
 pub struct Conn {
+    /// The socket, written and read as raw bytes.
     stream: TcpStream,
+    /// Bytes read but not yet parsed (the start of the next response).
     buf: Vec<u8>,
 }
 
 impl Conn {
+    /// Connects to `addr` with a read timeout and `TCP_NODELAY`; panics if it cannot.
     pub fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let stream =
+            TcpStream::connect(addr).unwrap_or_else(|error| panic!("connect {addr}: {error}"));
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
         Conn {
@@ -103,7 +119,6 @@ impl Conn {
 
     /// A connection over `stream`, as it is (no timeouts set): for tests
     /// that must see connection errors instead of panics.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn from_stream(stream: TcpStream) -> Conn {
         Conn {
             stream,
@@ -112,13 +127,11 @@ impl Conn {
     }
 
     /// The socket, e.g. to change its timeouts.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn stream(&self) -> &TcpStream {
         &self.stream
     }
 
     /// Writes raw bytes, reporting a failure instead of panicking.
-    #[allow(dead_code)] // used by tests/reliability.rs only
     pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)
     }
@@ -132,9 +145,10 @@ impl Conn {
     pub fn request(&mut self, method: &str, target: &str) -> Response {
         self.send(&request_bytes(method, target));
         self.read_response(method == "HEAD")
-            .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+            .unwrap_or_else(|error| panic!("{method} {target}: {error}"))
     }
 
+    /// Sends `GET target` and reads its response.
     pub fn get(&mut self, target: &str) -> Response {
         self.request("GET", target)
     }
@@ -142,8 +156,8 @@ impl Conn {
     /// Reads one response; `head` says it answers a HEAD (no body follows).
     pub fn read_response(&mut self, head: bool) -> io::Result<Response> {
         let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
+            if let Some(end_at) = find(&self.buf, b"\r\n\r\n") {
+                break end_at;
             }
             if self.fill()? == 0 {
                 return Err(eof(&self.buf, "in the response head"));
@@ -161,14 +175,14 @@ impl Conn {
         }
         let status: u16 = parts
             .next()
-            .and_then(|s| s.parse().ok())
+            .and_then(|word| word.parse().ok())
             .ok_or_else(|| bad(&format!("bad status line {status_line:?}")))?;
         let mut headers = Vec::new();
         for line in lines {
-            let (n, v) = line
+            let (name, value) = line
                 .split_once(':')
                 .ok_or_else(|| bad(&format!("bad header line {line:?}")))?;
-            headers.push((n.to_string(), v.trim().to_string()));
+            headers.push((name.to_string(), value.trim().to_string()));
         }
         let mut response = Response {
             version,
@@ -182,7 +196,7 @@ impl Conn {
         let chunked = response
             .header_all("transfer-encoding")
             .iter()
-            .any(|v| v.to_ascii_lowercase().contains("chunked"));
+            .any(|value| value.to_ascii_lowercase().contains("chunked"));
         if chunked {
             response.body = self.read_chunked()?;
         } else if let Some(len) = response.header("content-length") {
@@ -219,9 +233,9 @@ impl Conn {
 
     fn take_line(&mut self) -> io::Result<String> {
         loop {
-            if let Some(i) = find(&self.buf, b"\r\n") {
-                let line: Vec<u8> = self.buf.drain(..i + 2).collect();
-                return Ok(String::from_utf8_lossy(&line[..i]).into_owned());
+            if let Some(at) = find(&self.buf, b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..at + 2).collect();
+                return Ok(String::from_utf8_lossy(&line[..at]).into_owned());
             }
             if self.fill()? == 0 {
                 return Err(eof(&self.buf, "in a chunked body"));
@@ -229,20 +243,20 @@ impl Conn {
         }
     }
 
-    fn take(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        while self.buf.len() < n {
+    fn take(&mut self, count: usize) -> io::Result<Vec<u8>> {
+        while self.buf.len() < count {
             if self.fill()? == 0 {
                 return Err(eof(&self.buf, "in the body"));
             }
         }
-        Ok(self.buf.drain(..n).collect())
+        Ok(self.buf.drain(..count).collect())
     }
 
     fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
+        let count = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..count]);
+        Ok(count)
     }
 }
 
@@ -268,7 +282,9 @@ pub fn get(addr: SocketAddr, target: &str) -> Response {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn bad(msg: &str) -> io::Error {
