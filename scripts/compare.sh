@@ -67,8 +67,8 @@ peer that cannot run on this machine (its start.sh exits $UNAVAILABLE_STATUS, e.
 fastapi_aiopg_pypy without pypy3) is listed as unavailable, and is no failure.
 
 Examples:
-  scripts/compare.sh                      # everything, 10 s per workload: about 15 minutes
-  scripts/compare.sh --quick              # CI: about 4 minutes after setup
+  scripts/compare.sh                      # everything, 10 s per workload: about 20 minutes
+  scripts/compare.sh --quick              # CI: about 7 minutes after setup
   scripts/compare.sh --impls reference,go_pgx --only types,fetch100 --duration 5
 EOF
 }
@@ -512,7 +512,7 @@ collect_meta() {
 	meta versions.rustc "$(rustc --version 2>/dev/null || true)"
 	meta versions.go "$(go version 2>/dev/null || true)"
 	meta versions.python "$("$VENV_PYTHON" --version 2>&1 || true)"
-	meta versions.pypy "$(pypy3 --version 2>&1 | tr '\n' ' ' || true)"
+	meta versions.pypy "$(if command -v pypy3 >/dev/null; then pypy3 --version 2>&1 | tr '\n' ' '; fi)"
 	meta versions.server "$("$BINARY" --version 2>&1 | head -n 1 || true)"
 }
 

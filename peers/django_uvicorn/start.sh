@@ -6,11 +6,11 @@
 # opens a ThreadSensitiveContext per request): no bound on the views running
 # at once. No persistent connections (CONN_MAX_AGE=0), as Django's
 # documentation asks under ASGI: each request opens its own PostgreSQL
-# connection and closes it at its end (a persistent one belongs to the
+# connection and closes it at its end. (A persistent one belongs to the
 # request's context: the next request does not reuse it, and it stays open
-# until collected, 17 backends after one conformance run on two workers), so
-# the backends follow the requests in flight. On 127.0.0.1:PORT, over the
-# database at $DATABASE_URL. Logs go to stderr.
+# until collected: 17 idle backends on two workers after a few hundred
+# requests.) So the backends follow the requests in flight. On
+# 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

@@ -11,7 +11,7 @@ set -euo pipefail
 port=${1:?usage: start.sh PORT}
 : "${DATABASE_URL:?set DATABASE_URL, e.g. postgresql://postgres@127.0.0.1:5432/bakeoff}"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-venv=$here/../.venv-compat
+venv=$(cd "$here/.." && pwd)/.venv-compat
 
 if [ ! -e "$venv/setup-complete" ]; then
 	echo "unavailable: $venv is not complete (peers/setup.sh could not install this stack; its output says why)" >&2

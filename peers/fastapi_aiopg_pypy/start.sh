@@ -12,7 +12,7 @@ set -euo pipefail
 port=${1:?usage: start.sh PORT}
 : "${DATABASE_URL:?set DATABASE_URL, e.g. postgresql://postgres@127.0.0.1:5432/bakeoff}"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-venv=$here/../.venv-pypy
+venv=$(cd "$here/.." && pwd)/.venv-pypy
 
 if [ ! -e "$venv/setup-complete" ]; then
 	echo "unavailable: $venv is not complete (no pypy3 here, or peers/setup.sh could not install the stack; its output says why)" >&2
