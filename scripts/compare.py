@@ -26,14 +26,23 @@ from bench import fmt_rps, fmt_us, machine_info, set_dotted  # noqa: E402
 SCHEMA_VERSION = 1
 REFERENCE = "reference"
 
-# What each implementation is, for the tables and the chart's legend.
+# What each implementation is, for the tables and the chart's legend: the
+# stack and its server model (processes x concurrency; peers/README.md has the
+# pool sizes and versions).
 STACKS = {
     "reference": "Rust: hyper + tokio-postgres (this repository)",
-    "fastapi_asyncpg": "FastAPI + asyncpg, uvicorn",
-    "fastapi_orm": "FastAPI + SQLAlchemy 2 async ORM (asyncpg), uvicorn",
-    "fastapi_aiopg": "FastAPI + aiopg (psycopg2), uvicorn",
-    "django": "Django REST framework, gunicorn gthread, psycopg2",
-    "go": "Go net/http + database/sql + lib/pq",
+    "fastapi_asyncpg": "FastAPI + asyncpg, uvicorn: 1 worker per core, 1 event loop each",
+    "fastapi_orm": "FastAPI + SQLAlchemy 2 async ORM (asyncpg), uvicorn: 1 worker per core",
+    "fastapi_aiopg": "FastAPI + aiopg (psycopg2), uvicorn: 1 worker per core",
+    "fastapi_aiopg_compat": "fastapi_aiopg_pypy's stack (FastAPI 0.128, aiopg, psycopg2cffi, "
+                            "uvicorn h11 + asyncio) on CPython: 1 worker per core",
+    "fastapi_aiopg_pypy": "the same stack on PyPy 3.9: 1 worker per core",
+    "django_gthread": "Django REST framework, psycopg2, gunicorn gthread (WSGI): "
+                      "1 worker per core x 4 threads",
+    "django_uvicorn": "Django REST framework, psycopg2, uvicorn (ASGI): 1 worker per core, "
+                      "each view in a thread of its request (asgiref)",
+    "go_pgx": "Go net/http + pgx v4 (pgxpool, its statement cache): 1 process",
+    "go_pq": "Go net/http + database/sql + lib/pq: 1 process",
 }
 
 
@@ -291,8 +300,10 @@ def markdown(doc, json_path, charts):
                  "(shared pages counted once per process)")
     notes.append("conformance: scripts/conformance.py (without --slow: fib(40) skipped); "
                  "the deviations are explained in peers/README.md")
-    notes.append("PyPy is not included: Debian's pypy3 cannot run fastapi_aiopg as written "
-                 "(peers/README.md, section PyPy)")
+    notes.append("fastapi_aiopg_compat and fastapi_aiopg_pypy: one code and one set of pinned "
+                 "versions on two interpreters, so their difference is the interpreter's; "
+                 "PyPy's JIT compiles during the warm-up, and a short one (--quick) leaves it "
+                 "colder than a long one (peers/README.md, section PyPy)")
     for chart in charts or []:
         notes.append(f"chart: {os.path.basename(chart)}")
     notes.append(f"results: {os.path.basename(json_path)}")
@@ -304,11 +315,15 @@ def markdown(doc, json_path, charts):
 
 COLORS = {
     "reference": "#c0392b",
-    "go": "#2471a3",
+    "go_pgx": "#2471a3",
+    "go_pq": "#85c1e9",
     "fastapi_asyncpg": "#27ae60",
     "fastapi_orm": "#7dcea0",
     "fastapi_aiopg": "#d4ac0d",
-    "django": "#8e44ad",
+    "fastapi_aiopg_compat": "#b9770e",
+    "fastapi_aiopg_pypy": "#e67e22",
+    "django_gthread": "#8e44ad",
+    "django_uvicorn": "#c39bd3",
 }
 
 

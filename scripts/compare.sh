@@ -18,9 +18,12 @@ PEERS_DIR="$ROOT/peers"
 VENV_PYTHON="$PEERS_DIR/.venv/bin/python"
 BINARY="$ROOT/target/release/bakeoff"
 # In the order they run: the reference first, so that its run measures the
-# ceilings; then the study's variants (peers/NAME/start.sh).
-IMPLS=(reference fastapi_asyncpg fastapi_orm fastapi_aiopg django go)
-PYPY_NOTE="PyPy is not included: Debian's pypy3 cannot run fastapi_aiopg as written (see peers/README.md, section \"PyPy\")"
+# ceilings; then the study's variants (peers/NAME/start.sh, peers/README.md).
+IMPLS=(reference fastapi_asyncpg fastapi_orm fastapi_aiopg fastapi_aiopg_compat fastapi_aiopg_pypy
+	django_gthread django_uvicorn go_pgx go_pq)
+# A start.sh exits with this status (EX_UNAVAILABLE) when its row cannot run on
+# this machine (e.g. no PyPy): the table says so, and the run goes on.
+UNAVAILABLE_STATUS=69
 
 usage() {
 	cat <<EOF
@@ -51,7 +54,7 @@ Options:
   --threads T         wrk threads = pgbench threads (default 2)
   --contacts N        contacts to seed (default 10000)
   --no-ceilings       skip the nginx and pgbench measurements
-  --no-setup          do not run peers/setup.sh (peers/.venv and peers/go/contacts
+  --no-setup          do not run peers/setup.sh (peers/.venv and peers/go_*/contacts
                       must exist)
   --no-build          use target/release/bakeoff as it is
   --conformance-first check conformance before measuring, not after (its many
@@ -59,13 +62,14 @@ Options:
   -h, --help          this help
 
 Every implementation runs with its own defaults (peers/README.md: processes,
-threads, pool sizes); POOL_SIZE in the environment reaches all of them.
-$PYPY_NOTE.
+threads, pool sizes); POOL_SIZE in the environment reaches all of them. A
+peer that cannot run on this machine (its start.sh exits $UNAVAILABLE_STATUS, e.g.
+fastapi_aiopg_pypy without pypy3) is listed as unavailable, and is no failure.
 
 Examples:
-  scripts/compare.sh                      # everything, 10 s per workload: about 15 minutes
-  scripts/compare.sh --quick              # CI: about 4 minutes after setup
-  scripts/compare.sh --impls reference,go --only types,fetch100 --duration 5
+  scripts/compare.sh                      # everything, 10 s per workload: about 20 minutes
+  scripts/compare.sh --quick              # CI: about 7 minutes after setup
+  scripts/compare.sh --impls reference,go_pgx --only types,fetch100 --duration 5
 EOF
 }
 
@@ -281,9 +285,11 @@ wait_group_settled() {
 
 # start_impl NAME: starts it in a new session (its own process group, away
 # from the terminal's Ctrl-C: cleanup stops it), waits for /version, then for
-# its processes to settle. Status 1 (and a warning) when it does not come up.
+# its processes to settle. Status 1 (and a warning) when it does not come up;
+# status 2 when its start.sh says it cannot run here (IMPL_UNAVAILABLE: why).
 start_impl() {
 	local name=$1 port start=$SECONDS started=$EPOCHREALTIME i
+	IMPL_UNAVAILABLE=""
 	port=$(bench_py free-port)
 	impl_command "$name" "$port"
 	IMPL_NAME=$name
@@ -300,6 +306,13 @@ start_impl() {
 	[ "$i" -lt 20 ] || die "$name (pid $IMPL_PID) is not the leader of its own process group"
 	for ((i = 0; i < 120; i++)); do
 		if ! pid_running "$IMPL_PID"; then
+			local status=0
+			wait "$IMPL_PID" || status=$?
+			if [ "$status" -eq "$UNAVAILABLE_STATUS" ]; then
+				IMPL_UNAVAILABLE=$(sed -n 's/^unavailable: //p' "$IMPL_LOG" | head -n 1)
+				warn "$name cannot run on this machine: ${IMPL_UNAVAILABLE:-its start.sh says so}"
+				return 2
+			fi
 			tail -n 30 "$IMPL_LOG" >&2
 			warn "$name exited before answering $IMPL_URL/version (its log is above)"
 			return 1
@@ -322,6 +335,7 @@ start_impl() {
 # went.
 IMPL_STOPPED=""
 IMPL_READY_S=""
+IMPL_UNAVAILABLE=""
 stop_impl() {
 	[ -n "$IMPL_PID" ] || return 0
 	local pgid=$IMPL_PID i rc=0 left
@@ -426,10 +440,16 @@ run_impl() {
 		left=$((left + ${#SELECTED[@]} * DURATION))
 	fi
 	log "[$index/${#SELECTED_IMPLS[@]}] $name (about $(fmt_duration "$left") left in all)"
-	if ! start_impl "$name"; then
+	local started=0
+	start_impl "$name" || started=$?
+	if [ "$started" -ne 0 ]; then
 		stop_impl || die "$name: could not stop it cleanly (see above)"
-		FAILED_IMPLS+=("$name")
-		INFO+=(--info "$name:failure=did not start (see the log of compare.sh)")
+		if [ "$started" -eq 2 ]; then
+			INFO+=(--info "$name:failure=unavailable on this machine: $IMPL_UNAVAILABLE")
+		else
+			FAILED_IMPLS+=("$name")
+			INFO+=(--info "$name:failure=did not start (see the log of compare.sh)")
+		fi
 		IMPL_RESULTS+=(--impl "$name=")
 		return 0
 	fi
@@ -489,10 +509,10 @@ collect_meta() {
 		echo "${SELECTED_IMPLS[*]}"
 	)")
 	meta params.pool_size_env "${POOL_SIZE:-}"
-	meta notes.pypy "$PYPY_NOTE"
 	meta versions.rustc "$(rustc --version 2>/dev/null || true)"
 	meta versions.go "$(go version 2>/dev/null || true)"
 	meta versions.python "$("$VENV_PYTHON" --version 2>&1 || true)"
+	meta versions.pypy "$(if command -v pypy3 >/dev/null; then pypy3 --version 2>&1 | tr '\n' ' '; fi)"
 	meta versions.server "$("$BINARY" --version 2>&1 | head -n 1 || true)"
 }
 
@@ -548,7 +568,6 @@ main() {
 	parse_args "$@"
 	apply_defaults
 	select_what
-	log "$PYPY_NOTE"
 	check_tools
 	make_tmp_dir
 	trap compare_cleanup EXIT

@@ -25,9 +25,15 @@ MIDDLEWARE = [
 ROOT_URLCONF = "contacts_api.urls"
 WSGI_APPLICATION = "contacts_api.wsgi.application"
 
-# Persistent connections: one per worker thread, kept between requests.
+# Persistent connections by default: one per worker thread, kept between
+# requests (gunicorn gthread). CONN_MAX_AGE=0 closes each request's connection
+# at its end, as Django's documentation asks under ASGI, where a connection
+# belongs to the request's context and a persistent one is never reused but
+# left open (../django_uvicorn/start.sh sets it).
 DATABASES = {
-    "default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=600),
+    "default": dj_database_url.parse(
+        os.environ["DATABASE_URL"], conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600"))
+    ),
 }
 
 USE_TZ = True

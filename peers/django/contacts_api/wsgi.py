@@ -1,4 +1,4 @@
-"""WSGI entry point, served by gunicorn (see ../start.sh)."""
+"""WSGI entry point, served by gunicorn (see ../../django_gthread/start.sh)."""
 
 import os
 

@@ -1,8 +1,10 @@
+// The routes and handlers of the contacts API, over a pgx pool.
+
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
+	"errors"
 	"log"
 	"net/http"
 	"net/url"
@@ -10,7 +12,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/lib/pq"
+	"github.com/jackc/pgx/v4"
+	"github.com/jackc/pgx/v4/pgxpool"
 )
 
 const version = "0.1.0"
@@ -61,10 +64,10 @@ type detail struct {
 }
 
 type server struct {
-	db *sql.DB
+	db *pgxpool.Pool
 }
 
-func newServer(db *sql.DB) *server {
+func newServer(db *pgxpool.Pool) *server {
 	return &server{db: db}
 }
 
@@ -110,7 +113,7 @@ func (s *server) version(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) types(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.db.QueryContext(r.Context(), typesSQL)
+	rows, err := s.db.Query(r.Context(), typesSQL)
 	if err != nil {
 		serverError(w, err)
 		return
@@ -159,12 +162,12 @@ func (s *server) contactPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var rows *sql.Rows
+	var rows pgx.Rows
 	var err error
 	if hasStarts {
-		rows, err = s.db.QueryContext(r.Context(), pageStartsSQL, limit, offset, escapeLike(starts))
+		rows, err = s.db.Query(r.Context(), pageStartsSQL, limit, offset, escapeLike(starts))
 	} else {
-		rows, err = s.db.QueryContext(r.Context(), pageSQL, limit, offset)
+		rows, err = s.db.Query(r.Context(), pageSQL, limit, offset)
 	}
 	if err != nil {
 		serverError(w, err)
@@ -194,8 +197,8 @@ func (s *server) contact(w http.ResponseWriter, r *http.Request, param string) {
 			"Input should be an integer from 0 to 2147483647", "int_parsing"}}})
 		return
 	}
-	c, err := scanContact(s.db.QueryRowContext(r.Context(), contactSQL, id))
-	if err == sql.ErrNoRows {
+	c, err := scanContact(s.db.QueryRow(r.Context(), contactSQL, id))
+	if errors.Is(err, pgx.ErrNoRows) {
 		writeJSON(w, http.StatusNotFound, detail{"Contact not found"})
 		return
 	}
@@ -234,9 +237,10 @@ type scanner interface {
 
 func scanContact(row scanner) (Contact, error) {
 	var c Contact
+	// pgx decodes text[] into []string itself (lib/pq needs pq.Array).
 	err := row.Scan(&c.ContactID, &c.FirstName, &c.LastName,
 		&c.ContactType.TypeID, &c.ContactType.TypeName,
-		pq.Array(&c.PhoneNumber), pq.Array(&c.Email))
+		&c.PhoneNumber, &c.Email)
 	return c, err
 }
 

@@ -1,4 +1,4 @@
-module bakeoff/peers/go
+module bakeoff/peers/go_pq
 
 go 1.19
 

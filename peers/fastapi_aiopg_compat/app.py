@@ -1,0 +1,163 @@
+"""The contacts API on FastAPI + aiopg (see shared/API.md), as ../fastapi_aiopg
+has it, made to run on PyPy 3.9 as well as on CPython: the same code and the
+same pinned versions on both (requirements.txt), so that the two rows,
+fastapi_aiopg_compat (CPython) and fastapi_aiopg_pypy, differ by their
+interpreter alone. Against ../fastapi_aiopg/app.py it differs in two ways:
+`Optional[str]` for `str | None` (which Python 3.9 cannot evaluate), and
+psycopg2cffi standing in for psycopg2 (which does not load on PyPy).
+"""
+
+import os
+from contextlib import asynccontextmanager
+from typing import Annotated, Optional
+
+import psycopg2cffi.compat
+
+# aiopg imports psycopg2: psycopg2cffi answers for it from here on.
+psycopg2cffi.compat.register()
+
+import aiopg  # noqa: E402
+from fastapi import FastAPI, HTTPException, Path, Query, Request  # noqa: E402
+from psycopg2.extras import RealDictCursor  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+VERSION = "0.1.0"
+
+CONTACT_COLUMNS = """
+SELECT c.contact_id, c.first_name, c.last_name, t.type_id, t.type_name,
+       ARRAY(SELECT p.phone_number FROM contact_phones p
+             WHERE p.contact_id = c.contact_id AND p.phone_number IS NOT NULL
+             ORDER BY p.phone_id) AS phone_number,
+       ARRAY(SELECT e.email_address FROM contact_emails e
+             WHERE e.contact_id = c.contact_id AND e.email_address IS NOT NULL
+             ORDER BY e.email_id) AS email
+FROM contacts c
+JOIN contact_types t ON t.type_id = c.type_id
+"""
+PAGE_SQL = CONTACT_COLUMNS + "ORDER BY c.contact_id LIMIT %(limit)s OFFSET %(offset)s"
+PAGE_STARTS_SQL = (
+    CONTACT_COLUMNS
+    + "WHERE lower(c.last_name) LIKE lower(%(starts)s) || '%%' "
+    + "ORDER BY c.contact_id LIMIT %(limit)s OFFSET %(offset)s"
+)
+CONTACT_SQL = CONTACT_COLUMNS + "WHERE c.contact_id = %(contact_id)s"
+TYPES_SQL = "SELECT type_id, type_name FROM contact_types ORDER BY type_id"
+
+
+class ContactType(BaseModel):
+    type_id: int
+    type_name: Optional[str]
+
+
+class Contact(BaseModel):
+    contact_id: int
+    first_name: str
+    last_name: str
+    contact_type: ContactType
+    phone_number: list[str]
+    email: list[str]
+
+
+class Version(BaseModel):
+    version: str
+
+
+class Fibonacci(BaseModel):
+    result: int
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    app.state.pool = await aiopg.create_pool(
+        os.environ["DATABASE_URL"],
+        maxsize=int(os.environ.get("POOL_SIZE", "10")),
+        cursor_factory=RealDictCursor,
+    )
+    yield
+    app.state.pool.close()
+    await app.state.pool.wait_closed()
+
+
+app = FastAPI(lifespan=lifespan)
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=2147483647)]
+Starts = Annotated[Optional[str], Query(min_length=1, max_length=100)]
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def page_query(limit: int, offset: int, starts: Optional[str]) -> tuple[str, dict]:
+    params = {"limit": limit, "offset": offset}
+    if starts is None:
+        return PAGE_SQL, params
+    return PAGE_STARTS_SQL, params | {"starts": escape_like(starts)}
+
+
+def to_contact(row: dict) -> Contact:
+    return Contact(
+        contact_id=row["contact_id"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        contact_type=ContactType(type_id=row["type_id"], type_name=row["type_name"]),
+        phone_number=row["phone_number"],
+        email=row["email"],
+    )
+
+
+def fib(n: int) -> int:
+    return 1 if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+@app.get("/version")
+async def version() -> Version:
+    return Version(version=VERSION)
+
+
+@app.get("/types")
+async def types(request: Request) -> list[ContactType]:
+    async with request.app.state.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(TYPES_SQL)
+        rows = await cur.fetchall()
+    return [ContactType(**row) for row in rows]
+
+
+@app.get("/contacts/fetch")
+async def contacts_fetch(
+    request: Request, limit: Limit = 100, offset: Offset = 0, starts: Starts = None
+) -> list[Contact]:
+    async with request.app.state.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(*page_query(limit, offset, starts))
+        rows = await cur.fetchall()
+    return [to_contact(row) for row in rows]
+
+
+@app.get("/contacts/for")
+async def contacts_for(
+    request: Request, limit: Limit = 100, offset: Offset = 0, starts: Starts = None
+) -> list[Contact]:
+    contacts = []
+    async with request.app.state.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(*page_query(limit, offset, starts))
+        async for row in cur:
+            contacts.append(to_contact(row))
+    return contacts
+
+
+@app.get("/contacts/{contact_id}")
+async def contact(
+    request: Request, contact_id: Annotated[int, Path(ge=0, le=2147483647)]
+) -> Contact:
+    async with request.app.state.pool.acquire() as conn, conn.cursor() as cur:
+        await cur.execute(CONTACT_SQL, {"contact_id": contact_id})
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(status_code=404, detail="Contact not found")
+    return to_contact(row)
+
+
+@app.get("/fibonacci/{n}")
+async def fibonacci(n: Annotated[int, Path(ge=0, le=40)]) -> Fibonacci:
+    return Fibonacci(result=fib(n))

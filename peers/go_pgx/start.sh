@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Go (net/http + pgx v4's pgxpool, pgx's default statement cache): one
+# process, GOMAXPROCS = cores, on 127.0.0.1:PORT, over the database at
+# $DATABASE_URL. Logs go to stderr. The binary is built by ../setup.sh.
+set -euo pipefail
+
+port=${1:?usage: start.sh PORT}
+: "${DATABASE_URL:?set DATABASE_URL, e.g. postgresql://postgres@127.0.0.1:5432/bakeoff}"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+exec "$here/contacts" -addr "127.0.0.1:$port"
