@@ -10,6 +10,9 @@
 //! was back; (c) resident memory flat over the second half; (d) the open
 //! file descriptors back to their count at the start once the load is gone.
 //!
+//! A second test, ignored while today's server fails it, makes certain what
+//! (d) meets by chance: a pool that no request asks for after a restart.
+//!
 //! Its length is `SOAK_SECONDS` (default [`DEFAULT_SECONDS`]);
 //! `scripts/soak.sh` runs it longer against a release build. It prints what
 //! it measured on `[figure]` lines (`--nocapture`).
@@ -21,6 +24,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -516,6 +520,19 @@ fn wait_for_full_pool(addr: SocketAddr, limit: Duration) -> Result<(), String> {
     }
 }
 
+/// The server's backends, by `pg_stat_activity`.
+fn backends(cluster: &pg::Cluster) -> Result<i64, String> {
+    let mut client = postgres::Client::connect(&cluster.conn_string("bakeoff"), postgres::NoTls)
+        .map_err(|e| e.to_string())?;
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&APPLICATION_NAME],
+        )
+        .map(|row| row.get(0))
+        .map_err(|e| e.to_string())
+}
+
 /// Seeds the soak's own cluster with `bakeoff seed` and reads it back.
 fn seed(cluster: &pg::Cluster) -> Snapshot {
     let out = std::process::Command::new(support::server::BIN)
@@ -536,8 +553,17 @@ fn seed(cluster: &pg::Cluster) -> Snapshot {
 
 // ---------------------------------------------------------------- the soak
 
+/// The tests of this file run one at a time: each restarts a cluster and
+/// counts a server's fds.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_mixed_load_survives_database_restarts_and_killed_connections() {
+    let _serial = serial();
     let duration = soak_duration();
     let plan = Plan::for_duration(duration);
     // A cluster of its own: it is stopped and started under the load.
@@ -882,12 +908,69 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     if after.fds != before.fds {
         let fd_kinds_after = fd_kinds(pid);
         let full_pool = wait_for_full_pool(addr, Duration::ZERO);
+        let backends = backends(&cluster);
         panic!(
             "(d) {} open fds {:.1} s after the load, {} before it\n  before: {fd_kinds_before:?}\n  \
-             after:  {fd_kinds_after:?}\n  pool: {full_pool:?}",
+             after:  {fd_kinds_after:?}\n  pool: {full_pool:?}; the server's backends in \
+             pg_stat_activity: {backends:?}\n  (fewer sockets and backends, with /metrics \
+             counting the pool full: a worker no client reached kept its dead connections; \
+             see an_idle_server_reconnects_its_pools_after_a_database_restart)",
             after.fds,
             secs(fd_settle),
             before.fds,
+        );
+    }
+    assert_alive(&mut server);
+}
+
+/// What check (d) of the soak runs into when its clients all land on one
+/// per-core worker (the kernel spreads connections over the workers'
+/// `SO_REUSEPORT` listeners by a hash): after PostgreSQL restarts, a pool
+/// that no request asks for keeps its dead connections and counts them as
+/// open. Here made certain: the server is idle throughout.
+#[test]
+#[ignore = "fails on today's server (a pool reconnects only when a request checks a \
+            connection out): the issue #12 soak's finding; run with --ignored"]
+fn an_idle_server_reconnects_its_pools_after_a_database_restart() {
+    let _serial = serial();
+    let mut cluster = pg::Cluster::start("bakeoff").expect("the test's cluster");
+    seed(&cluster);
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{}/bakeoff?application_name={APPLICATION_NAME}",
+        cluster.port
+    );
+    let mut server = Server::start(&url, &[]);
+    let pid = server.pid();
+    wait_for_full_pool(server.addr, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let before = settled_reading(pid, Duration::from_secs(5));
+    let backends_before = backends(&cluster).expect("count the server's backends");
+
+    cluster.stop();
+    thread::sleep(Duration::from_secs(2));
+    cluster.start_again().expect("start PostgreSQL again");
+    let back = Instant::now();
+
+    // Without a single request: the pools must find out and reconnect.
+    let limit = Duration::from_secs(5);
+    loop {
+        let after = settled_reading(pid, Duration::from_secs(2));
+        let backends_after = backends(&cluster).expect("count the server's backends");
+        if after.fds == before.fds && backends_after == backends_before {
+            figure(format!(
+                "idle server: its {backends_before} backends back {:.0} ms after PostgreSQL was",
+                ms(after.at - back)
+            ));
+            break;
+        }
+        assert!(
+            back.elapsed() < limit,
+            "{:.1} s after PostgreSQL was back, the idle server has {backends_after} backends \
+             ({backends_before} before the restart) and {} open fds ({} before); /metrics \
+             says (pool connections open, kept): {:?}",
+            secs(back.elapsed()),
+            after.fds,
+            before.fds,
+            pool_gauges(server.addr)
         );
     }
     assert_alive(&mut server);
