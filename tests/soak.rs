@@ -74,12 +74,12 @@ fn figure(text: impl std::fmt::Display) {
     eprintln!("[figure] soak: {text}");
 }
 
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
+fn secs(duration: Duration) -> f64 {
+    duration.as_secs_f64()
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 fn mib(kib: u64) -> f64 {
@@ -207,15 +207,15 @@ fn run_client(addr: SocketAddr, index: usize, targets: &[Target], until: Instant
         let fresh_connection = conn.is_none();
         let start = Instant::now();
         let result = (|| {
-            let c = match &mut conn {
-                Some(c) => c,
+            let connection = match &mut conn {
+                Some(open) => open,
                 None => {
                     report.connections_opened += 1;
                     conn.insert(connect(addr)?)
                 }
             };
-            c.try_send(&http::request_bytes("GET", &target.path))?;
-            c.read_response(false)
+            connection.try_send(&http::request_bytes("GET", &target.path))?;
+            connection.read_response(false)
         })();
         let end = Instant::now();
         let result = match result {
@@ -225,7 +225,7 @@ fn run_client(addr: SocketAddr, index: usize, targets: &[Target], until: Instant
                 }
                 if response
                     .header("connection")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                    .is_some_and(|value| value.eq_ignore_ascii_case("close"))
                 {
                     report.closed_with_answer += 1;
                     conn = None;
@@ -421,8 +421,8 @@ fn read_process(pid: u32) -> Option<Reading> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kib = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())?;
     Some(Reading {
         at: Instant::now(),
         rss_kib,
@@ -472,7 +472,7 @@ fn fd_kinds(pid: u32) -> BTreeMap<String, usize> {
     };
     for entry in entries.flatten() {
         let link = std::fs::read_link(entry.path())
-            .map(|p| p.display().to_string())
+            .map(|path| path.display().to_string())
             .unwrap_or_else(|_| "?".into());
         let kind = match link.split_once(":[") {
             Some((prefix, _)) if prefix != "anon_inode" => prefix.to_string(),
@@ -485,14 +485,21 @@ fn fd_kinds(pid: u32) -> BTreeMap<String, usize> {
 
 /// The pool gauges of `/metrics`: (connections open, connections kept).
 fn pool_gauges(addr: SocketAddr) -> Option<(u64, u64)> {
-    let response = connect(addr).ok().and_then(|mut c| {
-        c.try_send(&http::request_bytes("GET", "/metrics")).ok()?;
-        c.read_response(false).ok()
+    let response = connect(addr).ok().and_then(|mut connection| {
+        connection
+            .try_send(&http::request_bytes("GET", "/metrics"))
+            .ok()?;
+        connection.read_response(false).ok()
     })?;
     let text = response.body_str();
     let gauge = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     };
     Some((
         gauge("bakeoff_pool_connections")?,
@@ -523,14 +530,14 @@ fn wait_for_full_pool(addr: SocketAddr, limit: Duration) -> Result<(), String> {
 /// The server's backends, by `pg_stat_activity`.
 fn backends(cluster: &pg::Cluster) -> Result<i64, String> {
     let mut client = postgres::Client::connect(&cluster.conn_string("bakeoff"), postgres::NoTls)
-        .map_err(|e| e.to_string())?;
+        .map_err(|error| error.to_string())?;
     client
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
             &[&APPLICATION_NAME],
         )
         .map(|row| row.get(0))
-        .map_err(|e| e.to_string())
+        .map_err(|error| error.to_string())
 }
 
 /// Seeds the soak's own cluster with `bakeoff seed` and reads it back.
@@ -558,7 +565,7 @@ fn seed(cluster: &pg::Cluster) -> Snapshot {
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    SERIAL.lock().unwrap_or_else(|error| error.into_inner())
 }
 
 #[test]
@@ -581,11 +588,11 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     // Warm the server up a little, then count its fds with a full pool.
     for target in &targets {
         let status = connect(addr)
-            .and_then(|mut c| {
-                c.try_send(&http::request_bytes("GET", &target.path))?;
-                c.read_response(false)
+            .and_then(|mut connection| {
+                connection.try_send(&http::request_bytes("GET", &target.path))?;
+                connection.read_response(false)
             })
-            .map(|r| r.status);
+            .map(|response| response.status);
         assert_eq!(
             status.as_ref().ok(),
             Some(&target.status),
@@ -593,7 +600,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             target.path
         );
     }
-    wait_for_full_pool(addr, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    wait_for_full_pool(addr, Duration::from_secs(10)).unwrap_or_else(|error| panic!("{error}"));
     let before = settled_reading(pid, Duration::from_secs(5));
     let fd_kinds_before = fd_kinds(pid);
 
@@ -610,7 +617,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         let faults = run_faults(&mut cluster, &plan, start);
         let reports: Vec<ClientReport> = clients
             .into_iter()
-            .map(|c| c.join().expect("a client panicked"))
+            .map(|client| client.join().expect("a client panicked"))
             .collect();
         (
             reports,
@@ -632,8 +639,8 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     }
     let fd_settle = after.at - load_end;
 
-    let mut samples: Vec<&Sample> = reports.iter().flat_map(|r| &r.samples).collect();
-    samples.sort_by_key(|s| s.start);
+    let mut samples: Vec<&Sample> = reports.iter().flat_map(|report| &report.samples).collect();
+    samples.sort_by_key(|sample| sample.start);
     let at = |instant: Instant| secs(instant.saturating_duration_since(start));
 
     // ---- (a) statuses, and transport errors only where a fault closed a connection
@@ -729,7 +736,10 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             index + 1
         );
     }
-    let wrong: Vec<&String> = reports.iter().flat_map(|r| &r.wrong_answers).collect();
+    let wrong: Vec<&String> = reports
+        .iter()
+        .flat_map(|report| &report.wrong_answers)
+        .collect();
     assert!(
         wrong.is_empty(),
         "(a) {} answers with a wrong body or headers, e.g.:\n{}",
@@ -737,7 +747,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         wrong
             .iter()
             .take(5)
-            .map(|w| w.as_str())
+            .map(|answer| answer.as_str())
             .collect::<Vec<_>>()
             .join("\n")
     );
@@ -751,9 +761,8 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     );
     for (index, target) in targets.iter().enumerate() {
         assert!(
-            samples
-                .iter()
-                .any(|s| s.target == index && s.result.as_ref().ok() == Some(&target.status)),
+            samples.iter().any(|sample| sample.target == index
+                && sample.result.as_ref().ok() == Some(&target.status)),
             "GET {} never answered {}",
             target.path,
             target.status
@@ -761,7 +770,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     }
     let restarts = faults
         .iter()
-        .filter(|f| f.kind == FaultKind::Restart)
+        .filter(|fault| fault.kind == FaultKind::Restart)
         .count();
     let kills = faults.len() - restarts;
     assert!(
@@ -769,7 +778,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         "the faults did not run: {restarts} restarts, {kills} kills"
     );
     assert!(
-        faults.iter().any(|f| f.killed > 0),
+        faults.iter().any(|fault| fault.killed > 0),
         "no kill found a connection of the server's to end"
     );
     let felt: usize = failures_per_fault.iter().sum::<usize>() + closed_by_server;
@@ -781,8 +790,8 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
 
     // ---- figures
     let requests = samples.len();
-    let connections: usize = reports.iter().map(|r| r.connections_opened).sum();
-    let closed_with_answer: usize = reports.iter().map(|r| r.closed_with_answer).sum();
+    let connections: usize = reports.iter().map(|report| report.connections_opened).sum();
+    let closed_with_answer: usize = reports.iter().map(|report| report.closed_with_answer).sum();
     figure(format!(
         "{:.0} s, {CLIENTS} keep-alive clients, {} targets on every endpoint; \
          faults every {:.1} s ({restarts} restarts down {:.1} s, {kills} kills)",
@@ -807,12 +816,12 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     let first_ok_after = |fault: &Fault| {
         samples
             .iter()
-            .filter(|s| {
-                targets[s.target].needs_database
-                    && s.start >= fault.down
-                    && s.result.as_ref().ok() == Some(&200)
+            .filter(|sample| {
+                targets[sample.target].needs_database
+                    && sample.start >= fault.down
+                    && sample.result.as_ref().ok() == Some(&200)
             })
-            .map(|s| s.end)
+            .map(|sample| sample.end)
             .min()
     };
     let mut latencies_503 = Vec::new();
@@ -857,13 +866,13 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
 
     // ---- (c) memory flat over the second half
     let half = start + duration / 2;
-    let reading_at = |instant: Instant| readings.iter().find(|r| r.at >= instant);
+    let reading_at = |instant: Instant| readings.iter().find(|reading| reading.at >= instant);
     let at_quarter = reading_at(start + duration / 4).expect("a reading after the first quarter");
     let at_half = reading_at(half).expect("a reading at the half-way mark");
     let max_second_half = readings
         .iter()
-        .filter(|r| r.at >= half)
-        .max_by_key(|r| r.rss_kib)
+        .filter(|reading| reading.at >= half)
+        .max_by_key(|reading| reading.rss_kib)
         .expect("readings in the second half");
     let last = readings.last().expect("readings");
     let growth = max_second_half.rss_kib.saturating_sub(at_half.rss_kib);
@@ -886,7 +895,11 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     figure(format!(
         "open fds before the load {}, max during it {}, after it {} (settled in {:.0} ms)",
         before.fds,
-        readings.iter().map(|r| r.fds).max().unwrap_or(0),
+        readings
+            .iter()
+            .map(|reading| reading.fds)
+            .max()
+            .unwrap_or(0),
         after.fds,
         ms(fd_settle)
     ));
@@ -900,7 +913,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         readings
             .iter()
             .step_by(8)
-            .map(|r| (at(r.at).round() as u64, r.rss_kib))
+            .map(|reading| (at(reading.at).round() as u64, reading.rss_kib))
             .collect::<Vec<_>>()
     );
 
@@ -941,7 +954,8 @@ fn an_idle_server_reconnects_its_pools_after_a_database_restart() {
     );
     let mut server = Server::start(&url, &[]);
     let pid = server.pid();
-    wait_for_full_pool(server.addr, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    wait_for_full_pool(server.addr, Duration::from_secs(10))
+        .unwrap_or_else(|error| panic!("{error}"));
     let before = settled_reading(pid, Duration::from_secs(5));
     let backends_before = backends(&cluster).expect("count the server's backends");
 
