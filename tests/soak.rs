@@ -10,16 +10,12 @@
 //! was back; (c) resident memory flat over the second half; (d) the open
 //! file descriptors back to their count at the start once the load is gone.
 //!
-//! A second test, ignored while today's server fails it, makes certain what
-//! (d) meets by chance: a pool that no request asks for after a restart.
+//! A second test makes certain what (d) met by chance before the pools swept
+//! for closed connections: a pool that no request asks for after a restart.
 //!
 //! Its length is `SOAK_SECONDS` (default [`DEFAULT_SECONDS`]);
 //! `scripts/soak.sh` runs it longer against a release build. It prints what
 //! it measured on `[figure]` lines (`--nocapture`).
-
-// Shared with tests/api.rs, which uses what this file does not.
-#[allow(dead_code)]
-mod support;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -28,9 +24,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::http::{self, Conn, Response};
-use support::model::{self, Snapshot};
-use support::{Server, assert_alive, pg};
+use testkit::http::{self, Conn, Response};
+use testkit::model::{self, Snapshot};
+use testkit::{Kit, assert_alive, pg};
+
+/// The kit, bound to the binary under test.
+static KIT: Kit = Kit::new(env!("CARGO_BIN_EXE_bakeoff"));
 
 /// The default length of the soak. Long enough for six faults, each
 /// followed by seconds of observed recovery, and for a second half of some
@@ -270,7 +269,7 @@ fn wrong_answer(target: &Target, response: &Response) -> Option<String> {
         format!(
             "GET {}: body differs from the expected {:?}: {response}",
             target.path,
-            support::show(expected)
+            testkit::show(expected)
         )
     })
 }
@@ -542,7 +541,7 @@ fn backends(cluster: &pg::Cluster) -> Result<i64, String> {
 
 /// Seeds the soak's own cluster with `bakeoff seed` and reads it back.
 fn seed(cluster: &pg::Cluster) -> Snapshot {
-    let out = std::process::Command::new(support::server::BIN)
+    let out = std::process::Command::new(KIT.bin())
         .args(["seed", "--contacts", "1000"])
         .env("DATABASE_URL", cluster.url("bakeoff"))
         .env_remove("CONTACTS")
@@ -581,7 +580,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         "postgresql://postgres@127.0.0.1:{}/bakeoff?application_name={APPLICATION_NAME}",
         cluster.port
     );
-    let mut server = Server::start(&url, &[]);
+    let mut server = KIT.start_server(&url, &[]);
     let addr = server.addr;
     let pid = server.pid();
 
@@ -940,10 +939,9 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
 /// per-core worker (the kernel spreads connections over the workers'
 /// `SO_REUSEPORT` listeners by a hash): after PostgreSQL restarts, a pool
 /// that no request asks for keeps its dead connections and counts them as
-/// open. Here made certain: the server is idle throughout.
+/// open. Here made certain: the server is idle throughout. Each pool now
+/// sweeps for closed connections once a second (`src/db/pool.rs`).
 #[test]
-#[ignore = "fails on today's server (a pool reconnects only when a request checks a \
-            connection out): the issue #12 soak's finding; run with --ignored"]
 fn an_idle_server_reconnects_its_pools_after_a_database_restart() {
     let _serial = serial();
     let mut cluster = pg::Cluster::start("bakeoff").expect("the test's cluster");
@@ -952,7 +950,7 @@ fn an_idle_server_reconnects_its_pools_after_a_database_restart() {
         "postgresql://postgres@127.0.0.1:{}/bakeoff?application_name={APPLICATION_NAME}",
         cluster.port
     );
-    let mut server = Server::start(&url, &[]);
+    let mut server = KIT.start_server(&url, &[]);
     let pid = server.pid();
     wait_for_full_pool(server.addr, Duration::from_secs(10))
         .unwrap_or_else(|error| panic!("{error}"));
