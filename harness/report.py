@@ -1,0 +1,157 @@
+"""The markdown that run.sh prints on stdout: the table at saturation (with
+spreads and CPU per request), the table at fixed offered rates, and notes."""
+
+import os
+
+
+def fmt_us(us):
+    if us is None:
+        return "-"
+    if us < 1000:
+        return f"{us:.0f}µs"
+    if us < 1_000_000:
+        return f"{us / 1000:.2f}ms"
+    return f"{us / 1e6:.2f}s"
+
+
+def fmt_ms(ms):
+    return "-" if ms is None else fmt_us(ms * 1000.0)
+
+
+def fmt_rps(rps):
+    return "-" if rps is None else f"{rps:.0f}"
+
+
+def fmt_cpu(value):
+    """CPU µs per request: 3 significant figures are as many as it holds."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def fmt_spread(pct):
+    return "-" if pct is None else f"{pct:.0f}%"
+
+
+def _table(head, align, rows):
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def saturation_table(doc):
+    runs = doc["params"].get("runs", 1)
+    head = ["workload", "req/s"]
+    if runs > 1:
+        head += [f"min–max ({runs} runs)", "spread"]
+    head += ["p50", "p99", "max", "non-2xx", "socket errors",
+             "CPU µs/req server", "database", "load gen", "total",
+             "ceiling", "ceiling req/s", "ceiling CPU µs/req", "ratio"]
+    align = ["---:"] * len(head)
+    align[0] = "---"
+    align[head.index("ceiling")] = "---"
+    rows = []
+    for w in doc["workloads"]:
+        s = w["summary"]
+        errors = s["socket_errors"]
+        total = sum(errors.values())
+        err_cell = str(total)
+        if total:
+            err_cell += " (" + ", ".join(f"{k} {v}" for k, v in errors.items() if v) + ")"
+        row = [w["name"], fmt_rps(w["median"])]
+        if runs > 1:
+            row += [f"{w['min']:.0f}–{w['max']:.0f}" if w["min"] is not None else "-",
+                    fmt_spread(w["spread_pct"])]
+        cpu = w["cpu_us_per_request"]
+        ceiling = w["ceiling_figures"] or {}
+        ceiling_cpu = (ceiling.get("cpu_us_per_request") or {}).get("total")
+        row += [
+            fmt_us(s["latency_us"]["p50"]), fmt_us(s["latency_us"]["p99"]),
+            fmt_us(s["latency_us"]["max"]), str(s["non_2xx"]), err_cell,
+            fmt_cpu(cpu["server"]), fmt_cpu(cpu["database"]), fmt_cpu(cpu["load_generator"]),
+            fmt_cpu(cpu["total"]),
+            w["ceiling"] if w["ceiling"] != "none" else ("skipped" if w.get("ceiling_skipped") else "-"),
+            fmt_rps(ceiling.get("median")) + (f" ±{ceiling['spread_pct']:.0f}%"
+                                              if runs > 1 and ceiling.get("spread_pct") is not None else ""),
+            fmt_cpu(ceiling_cpu),
+            f"{w['ratio_to_ceiling']:.2f}" if w["ratio_to_ceiling"] is not None else "-",
+        ]
+        rows.append(row)
+    return _table(head, align, rows)
+
+
+def fixed_rate_table(doc):
+    """One row per DB workload and offered rate; None when none was measured."""
+    head = ["workload", "rate", "offered/s", "achieved/s", "p50", "p90", "p99", "p99.9",
+            "errors", "CPU µs/req server", "database", "load gen", "total",
+            "pgbench p50", "pgbench p99", "pgbench DB µs/req"]
+    align = ["---", "---"] + ["---:"] * (len(head) - 2)
+    rows = []
+    for w in doc["workloads"]:
+        database = {r["label"]: r for r in w.get("database_fixed_rate", [])}
+        for r in w.get("fixed_rate", []):
+            cpu = r["cpu_us_per_request"]
+            db = database.get(r["label"], {})
+            rows.append([
+                w["name"], r["label"], fmt_rps(r["offered_rps"]), fmt_rps(r["achieved_rps"]),
+                fmt_ms(r["p50_ms"]), fmt_ms(r["p90_ms"]), fmt_ms(r["p99_ms"]), fmt_ms(r["p999_ms"]),
+                str(r["errors"]), fmt_cpu(cpu["server"]), fmt_cpu(cpu["database"]),
+                fmt_cpu(cpu["load_generator"]), fmt_cpu(cpu["total"]),
+                fmt_ms(db.get("p50_ms")), fmt_ms(db.get("p99_ms")),
+                fmt_cpu((db.get("cpu_us_per_request") or {}).get("database")),
+            ])
+    return _table(head, align, rows) if rows else None
+
+
+def notes(doc, out_path):
+    lines = []
+    for w in doc["workloads"]:
+        s = w["summary"]
+        if s["requests"] and s["non_2xx"]:
+            lines.append(
+                f"**{w['name']}: {s['non_2xx']} of {s['requests']} responses "
+                f"({100 * s['non_2xx'] / s['requests']:.1f}%) had status >= 400**; "
+                f"req/s counts them, successful ones alone: {fmt_rps(s['rps_2xx']['median'])}/s")
+        errors = sum(s["socket_errors"].values())
+        if errors:
+            lines.append(f"**{w['name']}: {errors} socket errors** "
+                         f"({', '.join(f'{k} {v}' for k, v in s['socket_errors'].items() if v)})")
+    skipped = sorted({w["ceiling_skipped"] for w in doc["workloads"] if w.get("ceiling_skipped")})
+    lines += [f"ceiling skipped: {reason}" for reason in skipped]
+    noise = doc.get("noise", {})
+    threshold = doc["params"].get("noise_threshold_cores")
+    if noise.get("other_cores_max") is not None:
+        line = (f"noise: other work used up to {noise['other_cores_max']:.2f} cores in a window "
+                f"(gate {threshold} cores); {noise['retries']} window(s) measured again")
+        if noise["noisy_kept"]:
+            line = f"**{line}; {noise['noisy_kept']} kept noisy after the retry limit**"
+        lines.append(line)
+    cpu = doc.get("cpu", {})
+    if cpu.get("method"):
+        lines.append(f"CPU per request: {cpu['method']}, {cpu.get('note')}")
+    rss = doc.get("server", {}).get("peak_rss_kib")
+    if rss not in (None, ""):
+        lines.append(f"server peak RSS (VmHWM): {int(rss) / 1024:.1f} MiB")
+    banner = doc.get("server", {}).get("banner")
+    if banner:
+        lines.append(f"server: {banner}")
+    p = doc["params"]
+    lines.append(
+        f"wrk: {p.get('connections')} connections, {p.get('threads')} threads, "
+        f"{p.get('duration_s')} s per workload and per ceiling, {p.get('runs')} run(s), "
+        f"interleaved; {p.get('contacts')} contacts")
+    pins = ", ".join(f"{k} on CPUs {v}" for k, v in (p.get("pin") or {}).items() if v)
+    if pins:
+        lines.append(f"pinned: {pins}")
+    lines.append(f"results: {os.path.relpath(out_path)}")
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def markdown(doc, out_path):
+    parts = [saturation_table(doc)]
+    fixed = fixed_rate_table(doc)
+    if fixed:
+        parts.append("At fixed offered rates (oha, open model, latency from the intended send "
+                     "time; pgbench --rate on the same SQL for the database alone):\n\n" + fixed)
+    parts.append(notes(doc, out_path))
+    return "\n\n".join(parts)
