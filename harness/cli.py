@@ -148,6 +148,9 @@ def run_parser(sub, prog):
         help="one offered rate for every system, 0 for none (default 500)")
     add("--fixed-rate-duration", type=positive_int, metavar="S",
         help="seconds of each fixed-rate window (default 5; --quick 2)")
+    add("--pipeline-depth", type=whole_seconds, default=16, metavar="N",
+        help="the database's own ceiling: pgbench in pipeline mode, N statements in flight on each "
+             "of the server's connections (default 16; 0: not measured)")
     add("--no-charts", dest="charts", action="store_false", help="no charts (they need matplotlib)")
     add("--cpu-method", choices=("auto", "proc"), default="auto",
         help="auto: cgroups where writable, else /proc; proc: /proc even with cgroups (to compare them)")

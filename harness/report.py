@@ -46,7 +46,8 @@ def saturation_table(doc):
         head += [f"min–max ({runs} runs)", "spread"]
     head += ["p50", "p99", "max", "non-2xx", "socket errors",
              "CPU µs/req server", "database", "load gen", "total",
-             "ceiling", "ceiling req/s", "ceiling CPU µs/req", "ratio"]
+             "ceiling", "ceiling req/s", "ceiling CPU µs/req", "ratio",
+             "pipelined DB req/s", "ratio (pipelined)"]
     align = ["---:"] * len(head)
     align[0] = "---"
     align[head.index("ceiling")] = "---"
@@ -75,6 +76,9 @@ def saturation_table(doc):
                                               if runs > 1 and ceiling.get("spread_pct") is not None else ""),
             fmt_cpu(ceiling_cpu),
             f"{w['ratio_to_ceiling']:.2f}" if w["ratio_to_ceiling"] is not None else "-",
+            fmt_rps((w.get("pipeline_ceiling_figures") or {}).get("median"))
+            + (" (limit)" if w.get("physical_limit") == "pipeline" else ""),
+            f"{w['ratio_to_pipeline_ceiling']:.2f}" if w.get("ratio_to_pipeline_ceiling") is not None else "-",
         ]
         rows.append(row)
     return _table(head, align, rows)

@@ -50,7 +50,8 @@ class Measurement:
 
     workload: str
     run: int
-    # "server" (what is under test) or "ceiling" (nginx or pgbench).
+    # "server" (what is under test), "ceiling" (nginx or pgbench) or
+    # "ceiling_pipeline" (pgbench in pipeline mode: the database's own capacity).
     role: str
     # "wrk" or "pgbench".
     tool: str
@@ -244,17 +245,28 @@ def workload_entry(info, measurements, fixed):
     and the noise of its windows."""
     server = [m for m in measurements if m.role == "server"]
     ceiling = [m for m in measurements if m.role == "ceiling"]
+    pipelined = [m for m in measurements if m.role == "ceiling_pipeline"]
     runs = sorted({m.run for m in measurements} | {f.run for f in fixed})
     entry = dict(info)
     entry["runs"] = [{
         "run": run,
         "server": next((to_dict(m) for m in server if m.run == run), None),
         "ceiling": next((to_dict(m) for m in ceiling if m.run == run), None),
+        "ceiling_pipeline": next((to_dict(m) for m in pipelined if m.run == run), None),
         "fixed_rate": [to_dict(f) for f in fixed if f.run == run],
     } for run in runs]
     entry.update(figures(server))
     entry["ceiling_figures"] = figures(ceiling) if ceiling else None
     entry["ratio_to_ceiling"] = stats.ratio(entry["median"], (entry["ceiling_figures"] or {}).get("median"))
+    # The database's own capacity (pgbench pipelined on the server's
+    # connection count), beside the plain-client ceiling above: the higher
+    # of the two is the limit the database showed it can reach.
+    entry["pipeline_ceiling_figures"] = figures(pipelined) if pipelined else None
+    entry["ratio_to_pipeline_ceiling"] = stats.ratio(
+        entry["median"], (entry["pipeline_ceiling_figures"] or {}).get("median"))
+    if pipelined and ceiling:
+        entry["physical_limit"] = ("pipeline" if entry["pipeline_ceiling_figures"]["median"]
+                                   > entry["ceiling_figures"]["median"] else "ceiling")
     entry["fixed_rate"] = fixed_rate_rows(fixed, "server")
     entry["database_fixed_rate"] = fixed_rate_rows(fixed, "pgbench")
     entry["noise"] = noise_summary([*measurements, *fixed])
@@ -282,7 +294,7 @@ def records_of(doc):
     measurements, fixed = [], []
     for w in doc.get("workloads", []):
         for run in w.get("runs", []):
-            for role in ("server", "ceiling"):
+            for role in ("server", "ceiling", "ceiling_pipeline"):
                 if run.get(role):
                     measurements.append(Measurement.from_dict(run[role]))
             fixed.extend(FixedRate.from_dict(f) for f in run.get("fixed_rate", []))

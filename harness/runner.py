@@ -271,12 +271,13 @@ class Run:
             f.write(pgbench_script(workload, self.o.contacts, depth))
         return path
 
-    def pgbench(self, workload, seconds, rate=None, log_prefix=None, clients=None):
+    def pgbench(self, workload, seconds, rate=None, log_prefix=None, clients=None, depth=0):
         o = self.o
-        script = self.pgbench_script_file(workload)
+        script = self.pgbench_script_file(workload, depth)
+        clients = clients or o.connections
         argv = self.pin(o.pin_wrk) + loadgen.pgbench_argv(
             need_tool("pgbench"), script, pgbench_variables(workload), seconds,
-            clients or o.connections, o.threads, self.db.url, rate=rate, log_prefix=log_prefix)
+            clients, min(o.threads, clients), self.db.url, rate=rate, log_prefix=log_prefix)
         argv = self.accounting.wrap("load_generator", argv)
         env = dict(os.environ, PGOPTIONS=workload.pgoptions)
         status, text = loadgen.run_tool(argv, os.path.join(self.tmp, "pgbench.txt"), env=env)
@@ -307,6 +308,8 @@ class Run:
             total += o.warmup + o.duration
             if self.has_ceiling(w):
                 total += o.duration
+                if w.ceiling == "pgbench" and o.pipeline_depth:
+                    total += o.duration
             if w in self.fixed_rate_workloads():
                 rates = len(self.rate_labels())
                 total += rates * o.fixed_rate_duration * (2 if self.has_ceiling(w) else 1)
@@ -346,9 +349,42 @@ class Run:
                     m.variables = pgbench_variables(w)
                     m.pgoptions = w.pgoptions
                     self.measurements.append(m)
+                if o.pipeline_depth:
+                    self.measure_pipeline_ceiling(run, index, w)
 
         if w in self.fixed_rate_workloads():
             self.measure_fixed_rates(run, index, w, server.rps)
+
+    def pipeline_clients(self):
+        """As many connections as the server holds for a statement: its
+        shared pool, read from its start line ("pool 4 shared"); 4 (the
+        reference's default) for a --target."""
+        match = re.search(r"pool (\d+) ", self.server.banner if self.server else "")
+        return int(match.group(1)) if match else 4
+
+    def measure_pipeline_ceiling(self, run, index, w):
+        """The database's own capacity: pgbench in pipeline mode, the
+        server's connection count, --pipeline-depth statements in flight on
+        each, the same SQL. One pipeline is one pgbench transaction; its
+        statements count as requests."""
+        o = self.o
+        clients = self.pipeline_clients()
+        self.progress(run, index, w.name, f"ceiling (pgbench, {clients} connections pipelined "
+                      f"{o.pipeline_depth} deep)", o.duration)
+        (figures, script), used, kept = self.window(
+            f"{w.name} (pgbench pipelined)",
+            lambda: self.pgbench(w, o.duration, clients=clients, depth=o.pipeline_depth))
+        if not figures:
+            return
+        figures = dict(figures, requests=(figures["requests"] or 0) * o.pipeline_depth,
+                       rps=figures["rps"] * o.pipeline_depth)
+        m = self.record(w, run, "ceiling_pipeline", "pgbench", "pgbench-pipeline", "", figures,
+                        used, kept, None)
+        with open(script, encoding="utf-8") as f:
+            m.script = f.read()
+        m.variables = pgbench_variables(w)
+        m.pgoptions = w.pgoptions
+        self.measurements.append(m)
 
     def record(self, w, run, role, tool, target, url, figures, used, kept, server_component):
         m = results.Measurement(
@@ -472,6 +508,8 @@ class Run:
             "noise_threshold_cores": o.noise_threshold, "max_retries": o.max_retries,
             "fixed_rate": o.fixed_rate, "fixed_rate_duration_s": o.fixed_rate_duration,
             "rate_fractions_pct": o.rate_fractions, "common_rate": o.common_rate,
+            "pipeline_ceiling_depth": o.pipeline_depth,
+            "pipeline_ceiling_clients": self.pipeline_clients(),
         }
         env = {var: os.environ[var] for var in SERVER_ENV if os.environ.get(var)}
         if env:

@@ -86,6 +86,20 @@ class FiguresTests(unittest.TestCase):
         self.assertEqual(rows[1]["runs"], 3)
         self.assertEqual(self.entry["database_fixed_rate"], [])
 
+    def test_the_pipelined_ceiling_names_the_physical_limit(self):
+        pipelined = [wrk_record(run, 3000.0 * run, 8.0, role="ceiling_pipeline",
+                                target="pgbench-pipeline") for run in (1, 2, 3)]
+        server = [wrk_record(run, 1000.0, 20.0) for run in (1, 2, 3)]
+        ceiling = [wrk_record(run, 2000.0, 8.0, role="ceiling", target="pgbench")
+                   for run in (1, 2, 3)]
+        entry = results.workload_entry({"name": "types", "path": "/types", "ceiling": "pgbench"},
+                                       [*server, *ceiling, *pipelined], [])
+        self.assertEqual(entry["pipeline_ceiling_figures"]["median"], 6000.0)
+        self.assertAlmostEqual(entry["ratio_to_pipeline_ceiling"], 1000.0 / 6000.0)
+        self.assertAlmostEqual(entry["ratio_to_ceiling"], 0.5)
+        self.assertEqual(entry["physical_limit"], "pipeline")
+        self.assertEqual(entry["runs"][1]["ceiling_pipeline"]["rps"], 6000.0)
+
     def test_noise_counts_retries(self):
         noise = self.entry["noise"]
         # Server and ceiling windows of runs 1, 2, 3 took 1, 2, 3 attempts.
