@@ -151,6 +151,8 @@ def run_parser(sub, prog):
     add("--pipeline-depth", type=whole_seconds, default=16, metavar="N",
         help="the database's own ceiling: pgbench in pipeline mode, N statements in flight on each "
              "of the server's connections (default 16; 0: not measured)")
+    add("--raw-dir", default="", metavar="DIR",
+        help="keep every tool's raw output (wrk, pgbench and its latency log, oha) in DIR")
     add("--no-charts", dest="charts", action="store_false", help="no charts (they need matplotlib)")
     add("--cpu-method", choices=("auto", "proc"), default="auto",
         help="auto: cgroups where writable, else /proc; proc: /proc even with cgroups (to compare them)")

@@ -50,6 +50,7 @@ class Run:
         self.done = 0
         self.tmp = None
         self.oha = None
+        self.raw_count = 0
 
     # --- planning ------------------------------------------------------------------
 
@@ -256,6 +257,7 @@ class Run:
         argv = self.accounting.wrap("load_generator", argv)
         out = os.path.join(self.tmp, "wrk.txt")
         status, text = loadgen.run_tool(argv, out)
+        self.keep_raw(f"wrk-{workload.name}", text)
         if status != 0:
             print(text, file=sys.stderr)
             self.check_server_alive(workload.name)
@@ -264,6 +266,17 @@ class Run:
             return loadgen.parse_wrk(text)
         except ValueError as error:
             raise Fatal(f"{error}:\n{text}") from error
+
+    def keep_raw(self, name, text):
+        """With --raw-dir, every tool's output as it came (numbered in the
+        order they ran): to check a figure against its source."""
+        if not self.o.raw_dir:
+            return
+        os.makedirs(self.o.raw_dir, exist_ok=True)
+        self.raw_count += 1
+        with open(os.path.join(self.o.raw_dir, f"{self.raw_count:03d}-{name}.txt"), "w",
+                  encoding="utf-8") as f:
+            f.write(text)
 
     def pgbench_script_file(self, workload, depth=0):
         path = os.path.join(self.tmp, f"pgbench-{workload.name}{'-pipeline' if depth else ''}.sql")
@@ -281,6 +294,7 @@ class Run:
         argv = self.accounting.wrap("load_generator", argv)
         env = dict(os.environ, PGOPTIONS=workload.pgoptions)
         status, text = loadgen.run_tool(argv, os.path.join(self.tmp, "pgbench.txt"), env=env)
+        self.keep_raw(f"pgbench-{workload.name}", text)
         if status != 0:
             print(text, file=sys.stderr)
             warn(f"pgbench failed on {workload.name} (its output is above)")
@@ -424,6 +438,7 @@ class Run:
 
             def run_oha(argv=argv):
                 status, text = loadgen.run_tool(argv, os.path.join(self.tmp, "oha.txt"))
+                self.keep_raw(f"oha-{w.name}-{label.rstrip('%')}", text)
                 if status != 0:
                     raise Fatal(f"oha failed on {w.name} at {rate}/s:\n{text[-2000:]}")
                 return loadgen.parse_oha(text)
@@ -455,6 +470,7 @@ class Run:
                 with open(path, encoding="utf-8") as f:
                     lines.extend(f.readlines())
                 os.remove(path)
+            self.keep_raw(f"pgbench-log-{w.name}-{label.rstrip('%')}", "".join(lines))
             latencies = loadgen.parse_pgbench_log(lines)
             self.fixed.append(results.FixedRate(
                 workload=w.name, run=run, system="pgbench", label=label, offered_rps=rate,
