@@ -20,18 +20,24 @@ PART_COLOURS = {"server": "#4c72b0", "database": "#dd8452", "load_generator": "#
 PART_NAMES = {"server": "server (or nginx)", "database": "PostgreSQL", "load_generator": "load generator"}
 
 
+ROLES = ("server", "ceiling", "pipeline")
+
+
 def _systems(doc):
-    """(label, workload, figures) per bar: the server, then its ceiling."""
+    """(role, label, workload, figures) per bar: the server, its ceiling,
+    and the database's pipelined ceiling."""
     out = []
     for w in doc["workloads"]:
-        out.append((doc.get("name") or "server", w, w))
+        out.append(("server", doc.get("name") or "server", w, w))
         if w.get("ceiling_figures"):
-            out.append((w["ceiling"], w, w["ceiling_figures"]))
+            out.append(("ceiling", w["ceiling"], w, w["ceiling_figures"]))
+        if w.get("pipeline_ceiling_figures"):
+            out.append(("pipeline", "pgbench pipelined", w, w["pipeline_ceiling_figures"]))
     return out
 
 
 def cpu_chart(doc, path):
-    bars = [(f"{w['name']}\n{label}", figures) for label, w, figures in _systems(doc)
+    bars = [(f"{w['name']}\n{label}", figures) for _, label, w, figures in _systems(doc)
             if (figures.get("cpu_us_per_request") or {}).get("total") is not None]
     if not bars:
         return None
@@ -60,23 +66,23 @@ def cpu_chart(doc, path):
 
 
 def rps_chart(doc, path):
-    systems = [(label, w, f) for label, w, f in _systems(doc) if f.get("median")]
+    systems = [s for s in _systems(doc) if s[3].get("median")]
     if not systems:
         return None
     names = [w["name"] for w in doc["workloads"]]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names) + 2), 5))
-    width = 0.4
-    for offset, role in ((-width / 2, "server"), (width / 2, "ceiling")):
+    width = 0.27
+    legend = {"server": doc.get("name"), "ceiling": "ceiling (nginx / pgbench)",
+              "pipeline": "database pipelined (pgbench)"}
+    for offset, role in zip((-width, 0, width), ROLES):
         xs, ys, low, high = [], [], [], []
-        for label, w, f in systems:
-            if (role == "server") != (f is w):
-                continue
+        for _, _, w, f in (s for s in systems if s[0] == role):
             xs.append(names.index(w["name"]) + offset)
             ys.append(f["median"])
             low.append(f["median"] - f["min"])
             high.append(f["max"] - f["median"])
-        ax.bar(xs, ys, width=width, yerr=[low, high], capsize=3,
-               label=doc.get("name") if role == "server" else "ceiling (nginx / pgbench)")
+        if xs:
+            ax.bar(xs, ys, width=width, yerr=[low, high], capsize=3, label=legend[role])
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)), names, fontsize=8, rotation=30, ha="right")
     ax.set_ylabel("requests/s (median, min-max)")

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
 
 # Name in messages; cli.py sets it to what the user typed (run.sh).
-PROG = "run.sh"
+PROG = "harness"
 
 
 class Fatal(Exception):
