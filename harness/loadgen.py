@@ -7,6 +7,7 @@ the unit tests feed them captured outputs."""
 import json
 import os
 import re
+import shutil
 import subprocess
 
 from harness import stats
@@ -143,13 +144,17 @@ def ensure_oha():
     path = tool_path("oha")
     if path:
         return path
-    log(f"oha is missing: running cargo install oha --version {OHA_VERSION} --locked "
+    command = f"cargo install oha --version {OHA_VERSION} --locked"
+    if not shutil.which("cargo"):
+        raise Fatal(f"oha is missing, and cargo to install it: install Rust with rustup, then run: "
+                    f"{command} (or measure without fixed rates: --no-fixed-rate)")
+    log(f"oha is missing: running {command} "
         "(about 8 minutes on 2 cores, once)")
     status = subprocess.call(["cargo", "install", "oha", "--version", OHA_VERSION, "--locked"],
                              stdout=2)
     path = tool_path("oha")
     if status != 0 or not path:
-        raise Fatal(f"cargo install oha --version {OHA_VERSION} --locked failed; run it yourself and retry")
+        raise Fatal(f"{command} failed; run it yourself and retry")
     return path
 
 
