@@ -10,11 +10,12 @@ How, in order of preference (the results record which one was used):
   A component is started inside its cgroup (a two-line sh wrapper joins it
   and execs the command), so every child it forks is counted from its
   first instruction, and an exited child's time stays in the cgroup.
-- "proc": where no cgroup is writable: /proc/<pid>/schedstat (ns on CPU)
-  summed over each component's live process tree, plus the times of the
+- "proc": where no cgroup is writable: /proc/<pid>/task/<tid>/schedstat (ns
+  on CPU) summed over each component's live threads, plus the times of the
   children it has reaped (/proc/<pid>/stat cutime + cstime, in clock ticks);
   the load generator, a child of the harness, from getrusage(RUSAGE_CHILDREN).
-  Coarser: a process that exits and is not yet reaped is missed.
+  Coarser: a process or thread that exits within a window is missed until
+  it is reaped (and a thread's time is then lost).
 
 The arithmetic (deltas, µs per request) is in pure functions at the bottom.
 """
@@ -235,13 +236,19 @@ def parse_schedstat(text):
 
 
 def tree_cpu_ns(pid):
-    """CPU ns of a process tree: each live process's schedstat, plus what its
-    reaped children used."""
+    """CPU ns of a process tree: each live thread's schedstat (a process's
+    own /proc/<pid>/schedstat is its main thread's alone, and a tokio
+    server works in its other threads), plus what each process's reaped
+    children used."""
     total = 0
     for one in [pid, *descendants(pid)]:
         try:
-            with open(f"/proc/{one}/schedstat", encoding="ascii") as f:
-                total += parse_schedstat(f.read())
+            for thread in os.listdir(f"/proc/{one}/task"):
+                try:
+                    with open(f"/proc/{one}/task/{thread}/schedstat", encoding="ascii") as f:
+                        total += parse_schedstat(f.read())
+                except OSError:
+                    continue  # the thread exited meanwhile
             with open(f"/proc/{one}/stat", encoding="ascii", errors="replace") as f:
                 ticks = parse_proc_stat(f.read())["children_ticks"]
             total += ticks * 1_000_000_000 // CLOCK_TICKS
