@@ -459,6 +459,9 @@ class Run:
             prefix = os.path.join(self.tmp, f"rate-{w.name}-{run}-{label.rstrip('%')}")
 
             def run_pgbench(rate=rate, prefix=prefix):
+                # A noisy attempt's log must not add to the next one's.
+                for path in glob.glob(prefix + ".*"):
+                    os.remove(path)
                 figures, _ = self.pgbench(w, seconds, rate=rate, log_prefix=prefix)
                 return figures
 
