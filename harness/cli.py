@@ -49,7 +49,8 @@ Database:
   --contacts N matching its data so that random ids exist.
 
 Time: a full run (3 runs, 10 s windows, fixed rates 5 s each) takes about
-20 minutes; --quick about 2; the progress lines say how long is left.
+25 minutes (more when noisy windows are measured again); --quick about 2
+minutes plus the build; the progress lines say how long is left.
 
 Examples:
   scripts/run.sh --quick
