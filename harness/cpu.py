@@ -90,6 +90,7 @@ class Accounting:
         self.roots = {c: [] for c in COMPONENTS}  # "proc": tracked root pids
         self.exited_ns = {c: 0 for c in COMPONENTS}
         if directory:
+            remove_stale(directory)
             self.parent = os.path.join(directory, f"bakeoff-harness-{os.getpid()}")
             os.mkdir(self.parent)
             for component in COMPONENTS:
@@ -175,6 +176,24 @@ class Accounting:
         except OSError as error:
             warn(f"could not remove the cgroup {self.parent}: {error}")
         self.parent = None
+
+
+def remove_stale(directory):
+    """Removes the empty cgroups of harness runs that died without cleaning
+    up (kill -9): a bakeoff-harness-<pid> whose pid is gone."""
+    for name in os.listdir(directory):
+        if not name.startswith("bakeoff-harness-") or not name[16:].isdigit():
+            continue
+        if os.path.exists(f"/proc/{name[16:]}"):
+            continue
+        parent = os.path.join(directory, name)
+        try:
+            for component in os.listdir(parent):
+                if os.path.isdir(os.path.join(parent, component)):
+                    os.rmdir(os.path.join(parent, component))
+            os.rmdir(parent)
+        except OSError:
+            pass  # a process still in it: leave it to whoever owns it
 
 
 def read_cgroup_ns(directory, method):

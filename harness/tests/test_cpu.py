@@ -1,6 +1,7 @@
 """cpu.py: the arithmetic of CPU per request and the parsing of the kernel's
 files, on figures worked out by hand."""
 
+import sys
 import unittest
 
 from harness import cpu
@@ -84,3 +85,32 @@ class KernelFileTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LiveAccountingTests(unittest.TestCase):
+    """The real thing on this machine: a child that burns CPU and exits is
+    still counted in its component. Skipped where no cgroup is writable."""
+
+    def test_an_exited_child_is_counted_as_getrusage_counts_it(self):
+        import resource
+        import subprocess
+
+        accounting = cpu.Accounting()
+        try:
+            if accounting.method == "proc":
+                self.skipTest("no writable cgroup here")
+            before = accounting.usage_ns()
+            children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+            subprocess.run(accounting.wrap("server", [sys.executable, "-c", burn]), check=True)
+            children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = cpu.deltas(before, accounting.usage_ns())
+        finally:
+            accounting.close()
+        # The kernel's own count of the reaped child (and its sh wrapper).
+        expected_ns = ((children_after.ru_utime + children_after.ru_stime)
+                       - (children_before.ru_utime + children_before.ru_stime)) * 1e9
+        self.assertGreater(expected_ns, 0.25e9)
+        self.assertAlmostEqual(used["server"] / expected_ns, 1.0, delta=0.1)
+        self.assertEqual(used["database"], 0)
+        self.assertIsNone(accounting.parent)
