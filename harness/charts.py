@@ -27,17 +27,17 @@ def _systems(doc):
     """(role, label, workload, figures) per bar: the server, its ceiling,
     and the database's pipelined ceiling."""
     out = []
-    for w in doc["workloads"]:
-        out.append(("server", doc.get("name") or "server", w, w))
-        if w.get("ceiling_figures"):
-            out.append(("ceiling", w["ceiling"], w, w["ceiling_figures"]))
-        if w.get("pipeline_ceiling_figures"):
-            out.append(("pipeline", "pgbench pipelined", w, w["pipeline_ceiling_figures"]))
+    for workload in doc["workloads"]:
+        out.append(("server", doc.get("name") or "server", workload, workload))
+        if workload.get("ceiling_figures"):
+            out.append(("ceiling", workload["ceiling"], workload, workload["ceiling_figures"]))
+        if workload.get("pipeline_ceiling_figures"):
+            out.append(("pipeline", "pgbench pipelined", workload, workload["pipeline_ceiling_figures"]))
     return out
 
 
 def cpu_chart(doc, path):
-    bars = [(f"{w['name']}\n{label}", figures) for _, label, w, figures in _systems(doc)
+    bars = [(f"{workload['name']}\n{label}", figures) for _, label, workload, figures in _systems(doc)
             if (figures.get("cpu_us_per_request") or {}).get("total") is not None]
     if not bars:
         return None
@@ -45,13 +45,13 @@ def cpu_chart(doc, path):
     positions = range(len(bars))
     bottoms = [0.0] * len(bars)
     for part in ("server", "database", "load_generator"):
-        heights = [(f["cpu_us_per_request"].get(part) or 0.0) for _, f in bars]
+        heights = [(figures["cpu_us_per_request"].get(part) or 0.0) for _, figures in bars]
         ax.bar(positions, heights, bottom=bottoms, color=PART_COLOURS[part], label=PART_NAMES[part])
-        bottoms = [b + h for b, h in zip(bottoms, heights)]
+        bottoms = [bottom + height for bottom, height in zip(bottoms, heights)]
     # Error bars on the total: its min and max over the runs.
     low, high = [], []
-    for total, (_, f) in zip(bottoms, bars):
-        spread = (f.get("cpu_spread") or {}).get("total") or {}
+    for total, (_, figures) in zip(bottoms, bars):
+        spread = (figures.get("cpu_spread") or {}).get("total") or {}
         low.append(max(total - spread.get("min", total), 0))
         high.append(max(spread.get("max", total) - total, 0))
     ax.errorbar(positions, bottoms, yerr=[low, high], fmt="none", ecolor="black", capsize=3)
@@ -66,21 +66,21 @@ def cpu_chart(doc, path):
 
 
 def rps_chart(doc, path):
-    systems = [s for s in _systems(doc) if s[3].get("median")]
+    systems = [system for system in _systems(doc) if system[3].get("median")]
     if not systems:
         return None
-    names = [w["name"] for w in doc["workloads"]]
+    names = [workload["name"] for workload in doc["workloads"]]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names) + 2), 5))
     width = 0.27
     legend = {"server": doc.get("name"), "ceiling": "ceiling (nginx / pgbench)",
               "pipeline": "database pipelined (pgbench)"}
     for offset, role in zip((-width, 0, width), ROLES):
         xs, ys, low, high = [], [], [], []
-        for _, _, w, f in (s for s in systems if s[0] == role):
-            xs.append(names.index(w["name"]) + offset)
-            ys.append(f["median"])
-            low.append(f["median"] - f["min"])
-            high.append(f["max"] - f["median"])
+        for _, _, workload, figures in (system for system in systems if system[0] == role):
+            xs.append(names.index(workload["name"]) + offset)
+            ys.append(figures["median"])
+            low.append(figures["median"] - figures["min"])
+            high.append(figures["max"] - figures["median"])
         if xs:
             ax.bar(xs, ys, width=width, yerr=[low, high], capsize=3, label=legend[role])
     ax.set_yscale("log")
@@ -95,21 +95,21 @@ def rps_chart(doc, path):
 
 
 def latency_chart(doc, path):
-    panels = [w for w in doc["workloads"] if w.get("fixed_rate")]
+    panels = [workload for workload in doc["workloads"] if workload.get("fixed_rate")]
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for ax, w in zip(axes[0], panels):
-        for key, system, rows in (("server", doc.get("name"), w["fixed_rate"]),
-                                  ("pgbench", "pgbench --rate", w.get("database_fixed_rate") or [])):
-            rows = sorted((r for r in rows if r["offered_rps"]), key=lambda r: r["offered_rps"])
+    for ax, workload in zip(axes[0], panels):
+        for key, system, rows in (("server", doc.get("name"), workload["fixed_rate"]),
+                                  ("pgbench", "pgbench --rate", workload.get("database_fixed_rate") or [])):
+            rows = sorted((row for row in rows if row["offered_rps"]), key=lambda row: row["offered_rps"])
             if not rows:
                 continue
-            xs = [r["offered_rps"] for r in rows]
+            xs = [row["offered_rps"] for row in rows]
             for pct, style in (("p50_ms", "--"), ("p99_ms", "-")):
-                ax.plot(xs, [r[pct] for r in rows], style, marker="o", markersize=3,
+                ax.plot(xs, [row[pct] for row in rows], style, marker="o", markersize=3,
                         label=f"{system} {pct[:-3]}")
-        ax.set_title(w["name"], fontsize=9)
+        ax.set_title(workload["name"], fontsize=9)
         ax.set_xlabel("offered requests/s")
         ax.set_ylabel("latency ms (from intended send)")
         ax.set_yscale("log")
@@ -124,4 +124,4 @@ def draw_all(doc, prefix):
     """Draws every chart that has data; returns the paths written."""
     drawn = [cpu_chart(doc, f"{prefix}-cpu.svg"), rps_chart(doc, f"{prefix}-rps.svg"),
              latency_chart(doc, f"{prefix}-latency.svg")]
-    return [p for p in drawn if p]
+    return [path for path in drawn if path]

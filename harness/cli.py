@@ -101,11 +101,11 @@ def percent_list(text):
 
 def run_parser(sub, prog):
     from harness.workloads import WORKLOADS
-    p = sub.add_parser("run", help="the benchmark (scripts/run.sh)", description=RUN_DESCRIPTION,
+    subparser = sub.add_parser("run", help="the benchmark (scripts/run.sh)", description=RUN_DESCRIPTION,
                        **({"prog": prog} if prog else {}),
-                       epilog=RUN_EPILOG.format(workloads=" ".join(w.name for w in WORKLOADS)),
+                       epilog=RUN_EPILOG.format(workloads=" ".join(workload.name for workload in WORKLOADS)),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = p.add_argument
+    add = subparser.add_argument
     add("--duration", type=positive_int, help="seconds of wrk per workload, and of its ceiling (default 10)")
     add("--warmup", type=whole_seconds, help="seconds of wrk before each workload, not measured (default 2)")
     add("--connections", type=positive_int, default=64, help="wrk connections = pgbench clients = oha connections (default 64)")
@@ -157,15 +157,15 @@ def run_parser(sub, prog):
     add("--no-charts", dest="charts", action="store_false", help="no charts (they need matplotlib)")
     add("--cpu-method", choices=("auto", "proc"), default="auto",
         help="auto: cgroups where writable, else /proc; proc: /proc even with cgroups (to compare them)")
-    p.set_defaults(func=cmd_run)
+    subparser.set_defaults(func=cmd_run)
 
 
-def finish_run_options(o):
+def finish_run_options(options):
     """--quick's defaults, checks that involve several options, derived values."""
-    if o.quick:
+    if options.quick:
         defaults = {"duration": 2, "warmup": 1, "runs": 1, "max_retries": 0,
                     "rate_fractions": [], "fixed_rate_duration": 2, "fixed_rate": True}
-    elif o.target:
+    elif options.target:
         # scripts/compare.sh drives run.sh with --target, one implementation
         # after the other, and its time budget (CI included) assumes one run
         # of each and no fixed rates: its own --runs comes with its port to
@@ -178,64 +178,64 @@ def finish_run_options(o):
                     "rate_fractions": [25.0, 50.0, 75.0, 90.0], "fixed_rate_duration": 5,
                     "fixed_rate": True}
     for key, value in defaults.items():
-        if getattr(o, key) is None:
-            setattr(o, key, value)
-    if o.threads > o.connections:
-        raise Fatal(f"--threads ({o.threads}) cannot exceed --connections ({o.connections}): "
+        if getattr(options, key) is None:
+            setattr(options, key, value)
+    if options.threads > options.connections:
+        raise Fatal(f"--threads ({options.threads}) cannot exceed --connections ({options.connections}): "
                     "wrk and pgbench need a connection per thread")
-    o.contacts_given = o.contacts is not None
-    if o.contacts is None:
-        o.contacts = 10000
-    o.target = o.target.rstrip("/")
-    if o.target:
-        if not re.fullmatch(r"http://[^/]+(/.*)?", o.target):
-            raise Fatal(f"--target must be an http:// URL, not '{o.target}'")
-        if not o.name:
+    options.contacts_given = options.contacts is not None
+    if options.contacts is None:
+        options.contacts = 10000
+    options.target = options.target.rstrip("/")
+    if options.target:
+        if not re.fullmatch(r"http://[^/]+(/.*)?", options.target):
+            raise Fatal(f"--target must be an http:// URL, not '{options.target}'")
+        if not options.name:
             raise Fatal("--target needs --name NAME, to tell its results apart")
     else:
-        if o.name:
+        if options.name:
             raise Fatal("--name goes with --target (our server is always 'bakeoff')")
-        if o.target_pid:
+        if options.target_pid:
             raise Fatal("--target-pid goes with --target")
-        o.name = "bakeoff"
-    if o.label and not re.fullmatch(r"[A-Za-z0-9._-]+", o.label):
+        options.name = "bakeoff"
+    if options.label and not re.fullmatch(r"[A-Za-z0-9._-]+", options.label):
         raise Fatal("--label may hold only letters, digits, '.', '_' and '-'")
-    o.server_args_text = o.server_args
-    o.server_args = o.server_args.split()
-    if o.target and o.server_args:
+    options.server_args_text = options.server_args
+    options.server_args = options.server_args.split()
+    if options.target and options.server_args:
         raise Fatal("--server-args configures our server; with --target, configure the target yourself")
-    if o.binary:
-        if not os.access(o.binary, os.X_OK):
-            raise Fatal(f"--binary: no executable at {o.binary}")
-        o.binary = os.path.abspath(o.binary)
-        o.build = False
+    if options.binary:
+        if not os.access(options.binary, os.X_OK):
+            raise Fatal(f"--binary: no executable at {options.binary}")
+        options.binary = os.path.abspath(options.binary)
+        options.build = False
     else:
-        o.binary = os.path.join(ROOT, "target", "release", "bakeoff")
-    if o.cpu_method == "auto":
-        o.cpu_method = None
+        options.binary = os.path.join(ROOT, "target", "release", "bakeoff")
+    if options.cpu_method == "auto":
+        options.cpu_method = None
 
 
-def cmd_run(o, argv):
+def cmd_run(options, argv):
     from harness.runner import Run
-    finish_run_options(o)
-    Run(o, tools.quote_command(["scripts/run.sh", *argv])).run()
+    finish_run_options(options)
+    Run(options, tools.quote_command(["scripts/run.sh", *argv])).run()
     return 0
 
 
-def cmd_table(o, _argv):
+def cmd_table(options, _argv):
     from harness import report, results
-    doc = results.read_json(o.file)
+    doc = results.read_json(options.file)
     if doc.get("schema_version") != results.SCHEMA_VERSION:
-        raise Fatal(f"{o.file}: schema {doc.get('schema_version', doc.get('schema'))}, "
+        raise Fatal(f"{options.file}: schema {doc.get('schema_version', doc.get('schema'))}, "
                     f"not {results.SCHEMA_VERSION}")
-    print(report.markdown(doc, o.file))
+    print(report.markdown(doc, options.file))
     return 0
 
 
-def cmd_chart(o, _argv):
+def cmd_chart(options, _argv):
     from harness import results
     from harness.runner import draw_charts
-    draw_charts(results.read_json(o.file), o.file)
+    draw_charts(results.read_json(options.file), options.file)
     return 0
 
 
@@ -243,12 +243,12 @@ def parser(run_prog=None):
     ap = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     run_parser(sub, run_prog)
-    p = sub.add_parser("table", help="print the markdown tables of a results file")
-    p.add_argument("file")
-    p.set_defaults(func=cmd_table)
-    p = sub.add_parser("chart", help="draw the charts of a results file (needs matplotlib)")
-    p.add_argument("file")
-    p.set_defaults(func=cmd_chart)
+    subparser = sub.add_parser("table", help="print the markdown tables of a results file")
+    subparser.add_argument("file")
+    subparser.set_defaults(func=cmd_table)
+    subparser = sub.add_parser("chart", help="draw the charts of a results file (needs matplotlib)")
+    subparser.add_argument("file")
+    subparser.set_defaults(func=cmd_chart)
     return ap
 
 

@@ -37,16 +37,16 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _mounts():
-    with open("/proc/mounts", encoding="utf-8") as f:
-        for line in f:
+    with open("/proc/mounts", encoding="utf-8") as file:
+        for line in file:
             device, mount_point, fs_type, options = line.split()[:4]
             yield mount_point, fs_type, options.split(",")
 
 
 def _own_cgroup(controller):
     """Our own cgroup path in a v1 hierarchy (by controller) or v2 ("")."""
-    with open("/proc/self/cgroup", encoding="utf-8") as f:
-        for line in f:
+    with open("/proc/self/cgroup", encoding="utf-8") as file:
+        for line in file:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             if controllers.split(",") == [""] and controller == "" or \
                     controller and controller in controllers.split(","):
@@ -87,8 +87,8 @@ class Accounting:
         method, directory = ("proc", None) if force_method == "proc" else _find_hierarchy()
         self.method = method
         self.parent = None
-        self.roots = {c: [] for c in COMPONENTS}  # "proc": tracked root pids
-        self.exited_ns = {c: 0 for c in COMPONENTS}
+        self.roots = {component: [] for component in COMPONENTS}  # "proc": tracked root pids
+        self.exited_ns = {component: 0 for component in COMPONENTS}
         if directory:
             remove_stale(directory)
             self.parent = os.path.join(directory, f"bakeoff-harness-{os.getpid()}")
@@ -125,8 +125,8 @@ class Accounting:
         moved = 0
         for one in pids:
             try:
-                with open(self._procs_file(component), "w", encoding="ascii") as f:
-                    f.write(str(one))
+                with open(self._procs_file(component), "w", encoding="ascii") as file:
+                    file.write(str(one))
                 moved += 1
             except OSError:
                 pass  # exited meanwhile, or not ours to move
@@ -138,11 +138,11 @@ class Accounting:
         """{component: cumulative CPU ns} now. Only deltas between two reads
         mean anything."""
         if self.parent is None:
-            out = {c: sum(tree_cpu_ns(pid) for pid in pids) for c, pids in self.roots.items()}
+            out = {component: sum(tree_cpu_ns(pid) for pid in pids) for component, pids in self.roots.items()}
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             out["load_generator"] = int((children.ru_utime + children.ru_stime) * 1e9)
             return out
-        return {c: read_cgroup_ns(os.path.join(self.parent, c), self.method) for c in COMPONENTS}
+        return {component: read_cgroup_ns(os.path.join(self.parent, component), self.method) for component in COMPONENTS}
 
     def close(self):
         """Moves anything left back to our own cgroup and removes the cgroups
@@ -154,14 +154,14 @@ class Accounting:
             directory = os.path.join(self.parent, component)
             for _ in range(50):
                 try:
-                    with open(os.path.join(directory, "cgroup.procs"), encoding="ascii") as f:
-                        left = [line.strip() for line in f if line.strip()]
+                    with open(os.path.join(directory, "cgroup.procs"), encoding="ascii") as file:
+                        left = [line.strip() for line in file if line.strip()]
                 except OSError:
                     break
                 for pid in left:
                     try:
-                        with open(home, "w", encoding="ascii") as f:
-                            f.write(pid)
+                        with open(home, "w", encoding="ascii") as file:
+                            file.write(pid)
                     except OSError:
                         pass
                 try:
@@ -198,10 +198,10 @@ def remove_stale(directory):
 
 def read_cgroup_ns(directory, method):
     if method == "cgroup-v1":
-        with open(os.path.join(directory, "cpuacct.usage"), encoding="ascii") as f:
-            return int(f.read())
-    with open(os.path.join(directory, "cpu.stat"), encoding="ascii") as f:
-        return parse_cpu_stat_v2(f.read())
+        with open(os.path.join(directory, "cpuacct.usage"), encoding="ascii") as file:
+            return int(file.read())
+    with open(os.path.join(directory, "cpu.stat"), encoding="ascii") as file:
+        return parse_cpu_stat_v2(file.read())
 
 
 def parse_cpu_stat_v2(text):
@@ -221,8 +221,8 @@ def _children_map():
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                ppid = int(parse_proc_stat(f.read())["ppid"])
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as file:
+                ppid = int(parse_proc_stat(file.read())["ppid"])
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(entry))
@@ -264,12 +264,12 @@ def tree_cpu_ns(pid):
         try:
             for thread in os.listdir(f"/proc/{one}/task"):
                 try:
-                    with open(f"/proc/{one}/task/{thread}/schedstat", encoding="ascii") as f:
-                        total += parse_schedstat(f.read())
+                    with open(f"/proc/{one}/task/{thread}/schedstat", encoding="ascii") as file:
+                        total += parse_schedstat(file.read())
                 except OSError:
                     continue  # the thread exited meanwhile
-            with open(f"/proc/{one}/stat", encoding="ascii", errors="replace") as f:
-                ticks = parse_proc_stat(f.read())["children_ticks"]
+            with open(f"/proc/{one}/stat", encoding="ascii", errors="replace") as file:
+                ticks = parse_proc_stat(file.read())["children_ticks"]
             total += ticks * 1_000_000_000 // CLOCK_TICKS
         except (OSError, ValueError, IndexError):
             continue
@@ -281,7 +281,7 @@ def tree_cpu_ns(pid):
 def deltas(before, after):
     """{component: ns used between two usage_ns() reads}; a counter that went
     backwards (a cgroup recreated, a tracked process gone) counts as 0."""
-    return {c: max(after.get(c, 0) - before.get(c, 0), 0) for c in before}
+    return {component: max(after.get(component, 0) - before.get(component, 0), 0) for component in before}
 
 
 def per_request_us(used_ns, requests, server_component):
@@ -306,5 +306,5 @@ def per_request_us(used_ns, requests, server_component):
         "database": us(used_ns["database"]) if "database" in used_ns else None,
         "load_generator": us(used_ns["load_generator"]) if "load_generator" in used_ns else None,
     }
-    out["total"] = sum(v for v in out.values() if v is not None)
+    out["total"] = sum(value for value in out.values() if value is not None)
     return out

@@ -30,8 +30,8 @@ def run_tool(argv, out_path, env=None, timeout=None):
             process.kill()
             process.wait()
             raise
-    with open(out_path, encoding="utf-8", errors="replace") as f:
-        return status, f.read()
+    with open(out_path, encoding="utf-8", errors="replace") as file:
+        return status, file.read()
 
 
 # --- wrk ----------------------------------------------------------------------
@@ -62,7 +62,7 @@ def parse_wrk(text):
         warn(f"wrk printed {non2xx.group(1)} non-2xx responses, the Lua report {errors['status']}")
     socket_line = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     kinds = ("connect", "read", "write", "timeout")
-    if socket_line and [int(g) for g in socket_line.groups()] != [errors[k] for k in kinds]:
+    if socket_line and [int(group) for group in socket_line.groups()] != [errors[status] for status in kinds]:
         warn(f"wrk printed socket errors {socket_line.groups()}, the Lua report differs")
     return {
         "requests": report["requests"],
@@ -72,7 +72,7 @@ def parse_wrk(text):
         "latency_us": report["latency_us"],
         # wrk counts statuses >= 400 here (its "Non-2xx or 3xx" line).
         "non_2xx": errors["status"],
-        "socket_errors": {k: errors[k] for k in kinds},
+        "socket_errors": {status: errors[status] for status in kinds},
     }
 
 
@@ -176,7 +176,7 @@ def parse_oha(text):
         raise ValueError("no JSON in the oha output")
     doc = json.loads(text[start:])
     summary = doc["summary"]
-    statuses = {int(k): v for k, v in (doc.get("statusCodeDistribution") or {}).items()}
+    statuses = {int(status): count for status, count in (doc.get("statusCodeDistribution") or {}).items()}
     errors = sum((doc.get("errorDistribution") or {}).values())
     answered = sum(statuses.values())
     percentiles = doc.get("latencyPercentiles") or {}
@@ -188,7 +188,7 @@ def parse_oha(text):
     duration = summary.get("total")
     return {
         "requests": answered,
-        "ok": sum(v for k, v in statuses.items() if 200 <= k < 300),
+        "ok": sum(count for status, count in statuses.items() if 200 <= status < 300),
         "errors": errors,
         "duration_s": duration,
         "rps": answered / duration if duration else None,

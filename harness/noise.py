@@ -21,15 +21,15 @@ def parse_proc_stat(text):
     for line in text.splitlines():
         if line.startswith("cpu "):
             names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-            values = [int(v) for v in line.split()[1:1 + len(names)]]
+            values = [int(value) for value in line.split()[1:1 + len(names)]]
             values += [0] * (len(names) - len(values))
-            return {n: v * 1_000_000_000 // TICKS for n, v in zip(names, values)}
+            return {name: value * 1_000_000_000 // TICKS for name, value in zip(names, values)}
     raise ValueError("no aggregate cpu line in /proc/stat")
 
 
 def read_proc_stat():
-    with open("/proc/stat", encoding="ascii") as f:
-        return parse_proc_stat(f.read())
+    with open("/proc/stat", encoding="ascii") as file:
+        return parse_proc_stat(file.read())
 
 
 @dataclass
@@ -55,7 +55,7 @@ def busy_in_window(stat_before, stat_after, ours_ns, seconds):
     def delta(key):
         return stat_after[key] - stat_before[key]
 
-    busy_ns = sum(delta(k) for k in ("user", "nice", "system", "steal"))
+    busy_ns = sum(delta(key) for key in ("user", "nice", "system", "steal"))
     interrupts_ns = delta("irq") + delta("softirq")
     # /proc/stat counts in ticks (10 ms); the components in ns: a quiet
     # window can come out slightly below 0, which means "nothing else".
@@ -79,4 +79,4 @@ def pick_attempt(attempts, threshold_cores):
     for attempt in attempts:
         if not is_noisy(attempt[0], threshold_cores):
             return attempt
-    return min(attempts, key=lambda a: a[0].other_cores)
+    return min(attempts, key=lambda attempt: attempt[0].other_cores)

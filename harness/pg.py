@@ -128,7 +128,7 @@ full_page_writes = off
     def count_contacts(self):
         """The contact count of an existing database: random ids must be
         1..count, as the seeder makes them."""
-        count, highest = (int(v) for v in self.value(
+        count, highest = (int(value) for value in self.value(
             "SELECT count(*) || ' ' || coalesce(max(contact_id), 0) FROM contacts").split())
         if count == 0:
             raise Fatal("the database at DATABASE_URL has no contacts (give --contacts N to seed it)")
@@ -164,15 +164,15 @@ full_page_writes = off
 
 def _postmaster_pid(data_dir):
     try:
-        with open(os.path.join(data_dir, "postmaster.pid"), encoding="ascii") as f:
-            return int(f.readline())
+        with open(os.path.join(data_dir, "postmaster.pid"), encoding="ascii") as file:
+            return int(file.readline())
     except (OSError, ValueError):
         return None
 
 
 def _tail(path, lines=20):
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return "".join(file.readlines()[-lines:])
     except OSError:
         return ""

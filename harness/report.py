@@ -52,33 +52,33 @@ def saturation_table(doc):
     align[0] = "---"
     align[head.index("ceiling")] = "---"
     rows = []
-    for w in doc["workloads"]:
-        s = w["summary"]
-        errors = s["socket_errors"]
+    for workload in doc["workloads"]:
+        summary = workload["summary"]
+        errors = summary["socket_errors"]
         total = sum(errors.values())
         err_cell = str(total)
         if total:
-            err_cell += " (" + ", ".join(f"{k} {v}" for k, v in errors.items() if v) + ")"
-        row = [w["name"], fmt_rps(w["median"])]
+            err_cell += " (" + ", ".join(f"{kind} {count}" for kind, count in errors.items() if count) + ")"
+        row = [workload["name"], fmt_rps(workload["median"])]
         if runs > 1:
-            row += [f"{w['min']:.0f}–{w['max']:.0f}" if w["min"] is not None else "-",
-                    fmt_spread(w["spread_pct"])]
-        cpu = w["cpu_us_per_request"]
-        ceiling = w["ceiling_figures"] or {}
+            row += [f"{workload['min']:.0f}–{workload['max']:.0f}" if workload["min"] is not None else "-",
+                    fmt_spread(workload["spread_pct"])]
+        cpu = workload["cpu_us_per_request"]
+        ceiling = workload["ceiling_figures"] or {}
         ceiling_cpu = (ceiling.get("cpu_us_per_request") or {}).get("total")
         row += [
-            fmt_us(s["latency_us"]["p50"]), fmt_us(s["latency_us"]["p99"]),
-            fmt_us(s["latency_us"]["max"]), str(s["non_2xx"]), err_cell,
+            fmt_us(summary["latency_us"]["p50"]), fmt_us(summary["latency_us"]["p99"]),
+            fmt_us(summary["latency_us"]["max"]), str(summary["non_2xx"]), err_cell,
             fmt_cpu(cpu["server"]), fmt_cpu(cpu["database"]), fmt_cpu(cpu["load_generator"]),
             fmt_cpu(cpu["total"]),
-            w["ceiling"] if w["ceiling"] != "none" else ("skipped" if w.get("ceiling_skipped") else "-"),
+            workload["ceiling"] if workload["ceiling"] != "none" else ("skipped" if workload.get("ceiling_skipped") else "-"),
             fmt_rps(ceiling.get("median")) + (f" ±{ceiling['spread_pct']:.0f}%"
                                               if runs > 1 and ceiling.get("spread_pct") is not None else ""),
             fmt_cpu(ceiling_cpu),
-            f"{w['ratio_to_ceiling']:.2f}" if w["ratio_to_ceiling"] is not None else "-",
-            fmt_rps((w.get("pipeline_ceiling_figures") or {}).get("median"))
-            + (" (limit)" if w.get("physical_limit") == "pipeline" else ""),
-            f"{w['ratio_to_pipeline_ceiling']:.2f}" if w.get("ratio_to_pipeline_ceiling") is not None else "-",
+            f"{workload['ratio_to_ceiling']:.2f}" if workload["ratio_to_ceiling"] is not None else "-",
+            fmt_rps((workload.get("pipeline_ceiling_figures") or {}).get("median"))
+            + (" (limit)" if workload.get("physical_limit") == "pipeline" else ""),
+            f"{workload['ratio_to_pipeline_ceiling']:.2f}" if workload.get("ratio_to_pipeline_ceiling") is not None else "-",
         ]
         rows.append(row)
     return _table(head, align, rows)
@@ -91,15 +91,15 @@ def fixed_rate_table(doc):
             "pgbench p50", "pgbench p99", "pgbench DB µs/req"]
     align = ["---", "---"] + ["---:"] * (len(head) - 2)
     rows = []
-    for w in doc["workloads"]:
-        database = {r["label"]: r for r in w.get("database_fixed_rate", [])}
-        for r in w.get("fixed_rate", []):
-            cpu = r["cpu_us_per_request"]
-            db = database.get(r["label"], {})
+    for workload in doc["workloads"]:
+        database = {row["label"]: row for row in workload.get("database_fixed_rate", [])}
+        for row in workload.get("fixed_rate", []):
+            cpu = row["cpu_us_per_request"]
+            db = database.get(row["label"], {})
             rows.append([
-                w["name"], r["label"], fmt_rps(r["offered_rps"]), fmt_rps(r["achieved_rps"]),
-                fmt_ms(r["p50_ms"]), fmt_ms(r["p90_ms"]), fmt_ms(r["p99_ms"]), fmt_ms(r["p999_ms"]),
-                str(r["errors"]), fmt_cpu(cpu["server"]), fmt_cpu(cpu["database"]),
+                workload["name"], row["label"], fmt_rps(row["offered_rps"]), fmt_rps(row["achieved_rps"]),
+                fmt_ms(row["p50_ms"]), fmt_ms(row["p90_ms"]), fmt_ms(row["p99_ms"]), fmt_ms(row["p999_ms"]),
+                str(row["errors"]), fmt_cpu(cpu["server"]), fmt_cpu(cpu["database"]),
                 fmt_cpu(cpu["load_generator"]), fmt_cpu(cpu["total"]),
                 fmt_ms(db.get("p50_ms")), fmt_ms(db.get("p99_ms")),
                 fmt_cpu((db.get("cpu_us_per_request") or {}).get("database")),
@@ -109,18 +109,18 @@ def fixed_rate_table(doc):
 
 def notes(doc, out_path):
     lines = []
-    for w in doc["workloads"]:
-        s = w["summary"]
-        if s["requests"] and s["non_2xx"]:
+    for workload in doc["workloads"]:
+        summary = workload["summary"]
+        if summary["requests"] and summary["non_2xx"]:
             lines.append(
-                f"**{w['name']}: {s['non_2xx']} of {s['requests']} responses "
-                f"({100 * s['non_2xx'] / s['requests']:.1f}%) had status >= 400**; "
-                f"req/s counts them, successful ones alone: {fmt_rps(s['rps_2xx']['median'])}/s")
-        errors = sum(s["socket_errors"].values())
+                f"**{workload['name']}: {summary['non_2xx']} of {summary['requests']} responses "
+                f"({100 * summary['non_2xx'] / summary['requests']:.1f}%) had status >= 400**; "
+                f"req/s counts them, successful ones alone: {fmt_rps(summary['rps_2xx']['median'])}/s")
+        errors = sum(summary["socket_errors"].values())
         if errors:
-            lines.append(f"**{w['name']}: {errors} socket errors** "
-                         f"({', '.join(f'{k} {v}' for k, v in s['socket_errors'].items() if v)})")
-    skipped = sorted({w["ceiling_skipped"] for w in doc["workloads"] if w.get("ceiling_skipped")})
+            lines.append(f"**{workload['name']}: {errors} socket errors** "
+                         f"({', '.join(f'{kind} {count}' for kind, count in summary['socket_errors'].items() if count)})")
+    skipped = sorted({workload["ceiling_skipped"] for workload in doc["workloads"] if workload.get("ceiling_skipped")})
     lines += [f"ceiling skipped: {reason}" for reason in skipped]
     noise = doc.get("noise", {})
     threshold = doc["params"].get("noise_threshold_cores")
@@ -139,12 +139,12 @@ def notes(doc, out_path):
     banner = doc.get("server", {}).get("banner")
     if banner:
         lines.append(f"server: {banner}")
-    p = doc["params"]
+    params = doc["params"]
     lines.append(
-        f"wrk: {p.get('connections')} connections, {p.get('threads')} threads, "
-        f"{p.get('duration_s')} s per workload and per ceiling, {p.get('runs')} run(s), "
-        f"interleaved; {p.get('contacts')} contacts")
-    pins = ", ".join(f"{k} on CPUs {v}" for k, v in (p.get("pin") or {}).items() if v)
+        f"wrk: {params.get('connections')} connections, {params.get('threads')} threads, "
+        f"{params.get('duration_s')} s per workload and per ceiling, {params.get('runs')} run(s), "
+        f"interleaved; {params.get('contacts')} contacts")
+    pins = ", ".join(f"{who} on CPUs {cpus}" for who, cpus in (params.get("pin") or {}).items() if cpus)
     if pins:
         lines.append(f"pinned: {pins}")
     lines.append(f"results: {os.path.relpath(out_path)}")

@@ -40,8 +40,8 @@ class Noise:
     attempts: int = 1
 
     @classmethod
-    def from_dict(cls, d):
-        return cls(**d)
+    def from_dict(cls, data):
+        return cls(**data)
 
 
 @dataclass
@@ -82,11 +82,11 @@ class Measurement:
     noise: Optional[Noise] = None
 
     @classmethod
-    def from_dict(cls, d):
-        d = dict(d)
-        if d.get("noise") is not None:
-            d["noise"] = Noise.from_dict(d["noise"])
-        return cls(**d)
+    def from_dict(cls, data):
+        data = dict(data)
+        if data.get("noise") is not None:
+            data["noise"] = Noise.from_dict(data["noise"])
+        return cls(**data)
 
 
 @dataclass
@@ -113,11 +113,11 @@ class FixedRate:
     noise: Optional[Noise] = None
 
     @classmethod
-    def from_dict(cls, d):
-        d = dict(d)
-        if d.get("noise") is not None:
-            d["noise"] = Noise.from_dict(d["noise"])
-        return cls(**d)
+    def from_dict(cls, data):
+        data = dict(data)
+        if data.get("noise") is not None:
+            data["noise"] = Noise.from_dict(data["noise"])
+        return cls(**data)
 
 
 def to_dict(record):
@@ -130,19 +130,19 @@ def _cpu_summary(records):
     """{part: stats.summary} of the records' CPU µs per request."""
     out = {}
     for part in CPU_PARTS:
-        out[part] = stats.summary([(r.cpu_us_per_request or {}).get(part) for r in records])
+        out[part] = stats.summary([(record.cpu_us_per_request or {}).get(part) for record in records])
     return out
 
 
 def _median_of(summary_by_part):
-    return {part: (s["median"] if s else None) for part, s in summary_by_part.items()}
+    return {part: (figures["median"] if figures else None) for part, figures in summary_by_part.items()}
 
 
 def figures(records):
     """The figures of one system on one workload over its runs: requests/s
     median, min, max, spread; CPU µs per request (medians, and each part's
     spread under cpu_spread)."""
-    rps = stats.summary([r.rps for r in records])
+    rps = stats.summary([record.rps for record in records])
     cpu = _cpu_summary(records)
     return {
         "median": rps["median"] if rps else None,
@@ -158,15 +158,15 @@ def fixed_rate_rows(records, system):
     """One row per offered rate (by label), the median over runs of each
     figure, in the order the rates ran."""
     labels = []
-    for r in records:
-        if r.system == system and r.label not in labels:
-            labels.append(r.label)
+    for record in records:
+        if record.system == system and record.label not in labels:
+            labels.append(record.label)
     rows = []
     for label in labels:
-        group = [r for r in records if r.system == system and r.label == label]
+        group = [record for record in records if record.system == system and record.label == label]
 
         def med(name, group=group):
-            values = [getattr(r, name) for r in group if getattr(r, name) is not None]
+            values = [getattr(record, name) for record in group if getattr(record, name) is not None]
             return statistics.median(values) if values else None
 
         cpu = _cpu_summary(group)
@@ -176,7 +176,7 @@ def fixed_rate_rows(records, system):
             "achieved_rps": med("achieved_rps"),
             "p50_ms": med("p50_ms"), "p90_ms": med("p90_ms"),
             "p99_ms": med("p99_ms"), "p999_ms": med("p999_ms"),
-            "errors": sum(r.errors for r in group),
+            "errors": sum(record.errors for record in group),
             "cpu_us_per_request": _median_of(cpu),
             "cpu_spread": cpu,
             "runs": len(group),
@@ -186,15 +186,15 @@ def fixed_rate_rows(records, system):
 
 def noise_summary(windows):
     """The busy share of every window and how many were retried or kept noisy."""
-    kept = [w for w in windows if w.noise is not None]
+    kept = [window for window in windows if window.noise is not None]
     return {
-        "windows": [{"run": w.run, "what": _window_name(w), "other_cores": w.noise.other_cores,
-                     "ours_cores": w.noise.ours_cores,
-                     "interrupts_cores": w.noise.interrupts_cores,
-                     "attempts": w.noise.attempts, "noisy": w.noise.noisy} for w in kept],
-        "retries": sum(w.noise.attempts - 1 for w in kept),
-        "noisy_kept": sum(1 for w in kept if w.noise.noisy),
-        "other_cores_max": max((w.noise.other_cores for w in kept), default=None),
+        "windows": [{"run": window.run, "what": _window_name(window), "other_cores": window.noise.other_cores,
+                     "ours_cores": window.noise.ours_cores,
+                     "interrupts_cores": window.noise.interrupts_cores,
+                     "attempts": window.noise.attempts, "noisy": window.noise.noisy} for window in kept],
+        "retries": sum(window.noise.attempts - 1 for window in kept),
+        "noisy_kept": sum(1 for window in kept if window.noise.noisy),
+        "other_cores_max": max((window.noise.other_cores for window in kept), default=None),
     }
 
 
@@ -208,32 +208,32 @@ def summarize_legacy(server_runs, ceiling_runs):
     """The summary that schema 1 had, kept field for field: scripts/compare.py
     and older readers take their numbers from it."""
     def spread(values):
-        values = [v for v in values if v is not None]
+        values = [value for value in values if value is not None]
         if not values:
             return None
         return {"median": statistics.median(values), "min": min(values), "max": max(values),
                 "values": values}
 
-    rps = spread([s.rps for s in server_runs])
-    ceiling_rps = spread([c.rps for c in ceiling_runs])
+    rps = spread([server_record.rps for server_record in server_runs])
+    ceiling_rps = spread([ceiling_record.rps for ceiling_record in ceiling_runs])
     kinds = ("connect", "read", "write", "timeout")
     return {
         "rps": rps,
         # Latency percentiles: the median over runs; max: the worst of all.
         "latency_us": {
-            "p50": statistics.median(s.latency_us["p50"] for s in server_runs) if server_runs else None,
-            "p99": statistics.median(s.latency_us["p99"] for s in server_runs) if server_runs else None,
-            "max": max(s.latency_us["max"] for s in server_runs) if server_runs else None,
+            "p50": statistics.median(server_record.latency_us["p50"] for server_record in server_runs) if server_runs else None,
+            "p99": statistics.median(server_record.latency_us["p99"] for server_record in server_runs) if server_runs else None,
+            "max": max(server_record.latency_us["max"] for server_record in server_runs) if server_runs else None,
         },
-        "non_2xx": sum(s.non_2xx for s in server_runs),
-        "requests": sum(s.requests or 0 for s in server_runs),
+        "non_2xx": sum(server_record.non_2xx for server_record in server_runs),
+        "requests": sum(server_record.requests or 0 for server_record in server_runs),
         # Successful answers only: a server that sheds load with fast 503s
         # would otherwise look faster for it.
-        "rps_2xx": spread([(s.requests - s.non_2xx) / s.duration_s
-                           for s in server_runs if s.duration_s]),
-        "socket_errors": {k: sum(s.socket_errors[k] for s in server_runs) for k in kinds},
+        "rps_2xx": spread([(server_record.requests - server_record.non_2xx) / server_record.duration_s
+                           for server_record in server_runs if server_record.duration_s]),
+        "socket_errors": {key: sum(server_record.socket_errors[key] for server_record in server_runs) for key in kinds},
         "ceiling_rps": ceiling_rps,
-        "ceiling_failed": sum(c.failed or 0 for c in ceiling_runs),
+        "ceiling_failed": sum(ceiling_record.failed or 0 for ceiling_record in ceiling_runs),
         "ratio": (rps["median"] / ceiling_rps["median"]
                   if rps and ceiling_rps and ceiling_rps["median"] else None),
     }
@@ -243,17 +243,17 @@ def workload_entry(info, measurements, fixed):
     """The results of one workload: every run's records, the server's figures
     (top level), its ceiling's (under "ceiling_figures"), the fixed-rate rows
     and the noise of its windows."""
-    server = [m for m in measurements if m.role == "server"]
-    ceiling = [m for m in measurements if m.role == "ceiling"]
-    pipelined = [m for m in measurements if m.role == "ceiling_pipeline"]
-    runs = sorted({m.run for m in measurements} | {f.run for f in fixed})
+    server = [measurement for measurement in measurements if measurement.role == "server"]
+    ceiling = [measurement for measurement in measurements if measurement.role == "ceiling"]
+    pipelined = [measurement for measurement in measurements if measurement.role == "ceiling_pipeline"]
+    runs = sorted({measurement.run for measurement in measurements} | {fixed_record.run for fixed_record in fixed})
     entry = dict(info)
     entry["runs"] = [{
         "run": run,
-        "server": next((to_dict(m) for m in server if m.run == run), None),
-        "ceiling": next((to_dict(m) for m in ceiling if m.run == run), None),
-        "ceiling_pipeline": next((to_dict(m) for m in pipelined if m.run == run), None),
-        "fixed_rate": [to_dict(f) for f in fixed if f.run == run],
+        "server": next((to_dict(measurement) for measurement in server if measurement.run == run), None),
+        "ceiling": next((to_dict(measurement) for measurement in ceiling if measurement.run == run), None),
+        "ceiling_pipeline": next((to_dict(measurement) for measurement in pipelined if measurement.run == run), None),
+        "fixed_rate": [to_dict(fixed_record) for fixed_record in fixed if fixed_record.run == run],
     } for run in runs]
     entry.update(figures(server))
     entry["ceiling_figures"] = figures(ceiling) if ceiling else None
@@ -280,11 +280,11 @@ def build_document(meta, workload_infos, measurements, fixed):
     doc = {"schema_version": SCHEMA_VERSION}
     doc.update(meta)
     doc["workloads"] = [
-        workload_entry(info, [m for m in measurements if m.workload == info["name"]],
-                       [f for f in fixed if f.workload == info["name"]])
+        workload_entry(info, [measurement for measurement in measurements if measurement.workload == info["name"]],
+                       [fixed_record for fixed_record in fixed if fixed_record.workload == info["name"]])
         for info in workload_infos]
     everything = [*measurements, *fixed]
-    doc["noise"] = {k: v for k, v in noise_summary(everything).items() if k != "windows"}
+    doc["noise"] = {key: value for key, value in noise_summary(everything).items() if key != "windows"}
     return doc
 
 
@@ -292,24 +292,24 @@ def records_of(doc):
     """The Measurement and FixedRate records back from a document (the
     round trip of to_dict)."""
     measurements, fixed = [], []
-    for w in doc.get("workloads", []):
-        for run in w.get("runs", []):
+    for workload in doc.get("workloads", []):
+        for run in workload.get("runs", []):
             for role in ("server", "ceiling", "ceiling_pipeline"):
                 if run.get(role):
                     measurements.append(Measurement.from_dict(run[role]))
-            fixed.extend(FixedRate.from_dict(f) for f in run.get("fixed_rate", []))
+            fixed.extend(FixedRate.from_dict(record) for record in run.get("fixed_rate", []))
     return measurements, fixed
 
 
 def write_json(doc, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    with open(tmp, "w", encoding="utf-8") as file:
+        json.dump(doc, file, indent=2, ensure_ascii=False)
+        file.write("\n")
     os.replace(tmp, path)
 
 
 def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)

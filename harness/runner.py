@@ -31,7 +31,7 @@ class Run:
     """The state of one run; run() drives it."""
 
     def __init__(self, options, command_line):
-        self.o = options
+        self.options = options
         self.command_line = command_line
         self.cleanup = Cleanup()
         self.selected = []
@@ -55,30 +55,30 @@ class Run:
     # --- planning ------------------------------------------------------------------
 
     def plan(self):
-        o = self.o
+        options = self.options
         try:
-            self.selected = select_workloads(o.only)
+            self.selected = select_workloads(options.only)
         except ValueError as error:
             raise Fatal(str(error)) from error
         if os.environ.get("DATABASE_URL"):
             self.db_mode = "external"
-            if o.pin_db:
+            if options.pin_db:
                 warn("--pin-db does nothing with DATABASE_URL: that PostgreSQL is not ours to start")
-        elif o.target:
+        elif options.target:
             self.db_mode = "none"
             if self.uses_ceiling("pgbench"):
                 warn("--target without DATABASE_URL: no database to run pgbench on, so no database ceilings")
         else:
             self.db_mode = "throwaway"
             self.seed = True
-        if o.target and o.pin_server:
+        if options.target and options.pin_server:
             warn("--pin-server pins only nginx with --target: pin the target yourself")
 
     def uses_ceiling(self, kind):
-        return self.o.ceilings and any(w.ceiling == kind for w in self.selected)
+        return self.options.ceilings and any(workload.ceiling == kind for workload in self.selected)
 
     def has_ceiling(self, workload):
-        if not self.o.ceilings:
+        if not self.options.ceilings:
             return False
         if workload.ceiling == "nginx":
             return True
@@ -86,18 +86,18 @@ class Run:
 
     def fixed_rate_workloads(self):
         """The database workloads measured at fixed rates in this run."""
-        if not self.o.fixed_rate or not self.rate_labels():
+        if not self.options.fixed_rate or not self.rate_labels():
             return []
-        return [w for w in self.selected if w.uses_database]
+        return [workload for workload in self.selected if workload.uses_database]
 
     def rate_labels(self):
-        labels = [f"{p:g}%" for p in self.o.rate_fractions]
-        return labels + (["common"] if self.o.common_rate else [])
+        labels = [f"{percent:g}%" for percent in self.options.rate_fractions]
+        return labels + (["common"] if self.options.common_rate else [])
 
     def check_tools(self):
-        o = self.o
+        options = self.options
         tools = ["wrk"]
-        if not o.target:
+        if not options.target:
             tools.append("cargo")
         if self.db_mode == "throwaway":
             tools += ["initdb", "pg_ctl", "postgres", "psql"]
@@ -109,10 +109,10 @@ class Run:
             tools.append("pgbench")
         if self.uses_ceiling("nginx"):
             tools.append("nginx")
-        if o.pin_server or o.pin_db or o.pin_wrk:
+        if options.pin_server or options.pin_db or options.pin_wrk:
             tools.append("taskset")
         ensure_tools(tools)
-        for cpus in (o.pin_server, o.pin_db, o.pin_wrk):
+        for cpus in (options.pin_server, options.pin_db, options.pin_wrk):
             if cpus and subprocess.call(["taskset", "-c", cpus, "true"],
                                         stderr=subprocess.DEVNULL) != 0:
                 raise Fatal(f"invalid CPU list '{cpus}' (try 0, 1 or 0-1; this machine has "
@@ -126,28 +126,28 @@ class Run:
     # --- setting up ------------------------------------------------------------------
 
     def build(self):
-        o = self.o
-        if o.target:
+        options = self.options
+        if options.target:
             return
-        if o.build:
+        if options.build:
             log("building the release binary (cargo build --release)")
             if subprocess.call(["cargo", "build", "--release"], cwd=ROOT, stdout=2) != 0:
                 raise Fatal("cargo build --release failed (see above)")
-        elif not os.access(o.binary, os.X_OK):
-            raise Fatal(f"--no-build, but there is no {o.binary}: run cargo build --release")
+        elif not os.access(options.binary, os.X_OK):
+            raise Fatal(f"--no-build, but there is no {options.binary}: run cargo build --release")
 
     def setup_database(self):
-        o = self.o
+        options = self.options
         if self.db_mode == "throwaway":
             # Room for pgbench's clients, the server's pool(s) and psql.
-            self.db = pg.Postgres.throwaway(self.tmp, o.connections + 200, o.transport,
-                                            self.accounting, self.pin(o.pin_db))
+            self.db = pg.Postgres.throwaway(self.tmp, options.connections + 200, options.transport,
+                                            self.accounting, self.pin(options.pin_db))
             self.cleanup.push(self.db.stop)
             self.counted.add("database")
         elif self.db_mode == "external":
             log("using the database at DATABASE_URL")
             self.db = pg.Postgres(os.environ["DATABASE_URL"])
-            if o.contacts_given:
+            if options.contacts_given:
                 self.seed = True
             elif not self.db.has_tables():
                 log("its tables are missing: seeding it")
@@ -162,28 +162,28 @@ class Run:
         else:
             return
         if self.seed:
-            if not os.access(o.binary, os.X_OK):
+            if not os.access(options.binary, os.X_OK):
                 # Seeding a --target's database needs our binary.
                 subprocess.call(["cargo", "build", "--release"], cwd=ROOT, stdout=2)
-            self.db.seed(o.binary, o.contacts)
+            self.db.seed(options.binary, options.contacts)
         else:
-            o.contacts = self.db.count_contacts()
+            options.contacts = self.db.count_contacts()
 
     def start_server(self):
-        o = self.o
-        if o.target:
-            self.server_url = o.target
-            if not wait_http(f"{o.target}/version", 10):
-                raise Fatal(f"nothing answers {o.target}/version with 200")
-            log(f"target {o.name} at {o.target}")
-            if o.target_pid:
-                moved = self.accounting.adopt("server", o.target_pid)
+        options = self.options
+        if options.target:
+            self.server_url = options.target
+            if not wait_http(f"{options.target}/version", 10):
+                raise Fatal(f"nothing answers {options.target}/version with 200")
+            log(f"target {options.name} at {options.target}")
+            if options.target_pid:
+                moved = self.accounting.adopt("server", options.target_pid)
                 if moved:
                     self.counted.add("server")
-                    log(f"counting the CPU of the target's {moved} process(es) (pid {o.target_pid} and its children)")
+                    log(f"counting the CPU of the target's {moved} process(es) (pid {options.target_pid} and its children)")
         else:
-            self.server = Server(o.binary, o.server_args, self.db.url if self.db else None,
-                                 self.tmp, self.accounting, self.pin(o.pin_server))
+            self.server = Server(options.binary, options.server_args, self.db.url if self.db else None,
+                                 self.tmp, self.accounting, self.pin(options.pin_server))
             self.cleanup.push(self.server.stop)
             self.server.wait_started()
             self.server_url = self.server.url
@@ -201,10 +201,10 @@ class Run:
         if not 200 <= status < 300:
             raise Fatal(f"GET {self.server_url}/version failed")
         workers = len(os.sched_getaffinity(0))
-        if self.o.pin_server:
-            workers = int(first_line(["taskset", "-c", self.o.pin_server, "nproc"]) or workers)
+        if self.options.pin_server:
+            workers = int(first_line(["taskset", "-c", self.options.pin_server, "nproc"]) or workers)
         self.nginx = Nginx(body.decode("utf-8", "replace"), self.tmp, workers, self.accounting,
-                           self.pin(self.o.pin_server))
+                           self.pin(self.options.pin_server))
         self.cleanup.push(self.nginx.stop)
         self.counted.add("nginx")
 
@@ -214,9 +214,9 @@ class Run:
         """Runs measure() as one measured window, again while the noise gate
         says other work took too much of the machine (up to --max-retries).
         Returns (result, {component: ns}, Noise) of the attempt kept."""
-        o = self.o
+        options = self.options
         attempts = []
-        for attempt in range(1 + o.max_retries):
+        for attempt in range(1 + options.max_retries):
             stat_before = noise.read_proc_stat()
             cpu_before = self.accounting.usage_ns()
             start = time.monotonic()
@@ -225,24 +225,24 @@ class Run:
             cpu_after = self.accounting.usage_ns()
             stat_after = noise.read_proc_stat()
             used_all = cpu.deltas(cpu_before, cpu_after)
-            used = {c: ns for c, ns in used_all.items() if c in self.counted}
+            used = {component: ns for component, ns in used_all.items() if component in self.counted}
             busy = noise.busy_in_window(stat_before, stat_after, sum(used.values()), seconds)
             attempts.append((busy, (result, used)))
-            if not noise.is_noisy(busy, o.noise_threshold):
+            if not noise.is_noisy(busy, options.noise_threshold):
                 break
-            more = attempt < o.max_retries
+            more = attempt < options.max_retries
             warn(f"{what}: other work used {busy.other_cores:.2f} cores during the window "
-                 f"(gate {o.noise_threshold:g}){': measuring it again' if more else ''}")
-        busy, (result, used) = noise.pick_attempt(attempts, o.noise_threshold)
+                 f"(gate {options.noise_threshold:g}){': measuring it again' if more else ''}")
+        busy, (result, used) = noise.pick_attempt(attempts, options.noise_threshold)
         kept = results.Noise(other_cores=round(busy.other_cores, 4),
                              ours_cores=round(busy.ours_cores, 4),
                              interrupts_cores=round(busy.interrupts_cores, 4),
-                             noisy=noise.is_noisy(busy, o.noise_threshold),
+                             noisy=noise.is_noisy(busy, options.noise_threshold),
                              attempts=len(attempts))
         return result, used, kept
 
     def progress(self, run, index, workload, what, seconds):
-        prefix = f"run {run}/{self.o.runs}, " if self.o.runs > 1 else ""
+        prefix = f"run {run}/{self.options.runs}, " if self.options.runs > 1 else ""
         log(f"[{prefix}{index}/{len(self.selected)}] {workload}: {what}, {seconds:g}s "
             f"(about {fmt_duration(self.planned - self.done)} left)")
         self.done += seconds
@@ -250,10 +250,10 @@ class Run:
     # --- the tools ---------------------------------------------------------------------
 
     def wrk(self, base_url, workload, seconds):
-        o = self.o
-        argv = self.pin(o.pin_wrk) + loadgen.wrk_argv(
-            need_tool("wrk"), workload, base_url, seconds, o.connections, o.threads,
-            WRK_TIMEOUT_S, o.contacts)
+        options = self.options
+        argv = self.pin(options.pin_wrk) + loadgen.wrk_argv(
+            need_tool("wrk"), workload, base_url, seconds, options.connections, options.threads,
+            WRK_TIMEOUT_S, options.contacts)
         argv = self.accounting.wrap("load_generator", argv)
         out = os.path.join(self.tmp, "wrk.txt")
         status, text = loadgen.run_tool(argv, out)
@@ -270,27 +270,27 @@ class Run:
     def keep_raw(self, name, text):
         """With --raw-dir, every tool's output as it came (numbered in the
         order they ran): to check a figure against its source."""
-        if not self.o.raw_dir:
+        if not self.options.raw_dir:
             return
-        os.makedirs(self.o.raw_dir, exist_ok=True)
+        os.makedirs(self.options.raw_dir, exist_ok=True)
         self.raw_count += 1
-        with open(os.path.join(self.o.raw_dir, f"{self.raw_count:03d}-{name}.txt"), "w",
-                  encoding="utf-8") as f:
-            f.write(text)
+        with open(os.path.join(self.options.raw_dir, f"{self.raw_count:03d}-{name}.txt"), "w",
+                  encoding="utf-8") as file:
+            file.write(text)
 
     def pgbench_script_file(self, workload, depth=0):
         path = os.path.join(self.tmp, f"pgbench-{workload.name}{'-pipeline' if depth else ''}.sql")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(pgbench_script(workload, self.o.contacts, depth))
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(pgbench_script(workload, self.options.contacts, depth))
         return path
 
     def pgbench(self, workload, seconds, rate=None, log_prefix=None, clients=None, depth=0):
-        o = self.o
+        options = self.options
         script = self.pgbench_script_file(workload, depth)
-        clients = clients or o.connections
-        argv = self.pin(o.pin_wrk) + loadgen.pgbench_argv(
+        clients = clients or options.connections
+        argv = self.pin(options.pin_wrk) + loadgen.pgbench_argv(
             need_tool("pgbench"), script, pgbench_variables(workload), seconds,
-            clients, min(o.threads, clients), self.db.url, rate=rate, log_prefix=log_prefix)
+            clients, min(options.threads, clients), self.db.url, rate=rate, log_prefix=log_prefix)
         argv = self.accounting.wrap("load_generator", argv)
         env = dict(os.environ, PGOPTIONS=workload.pgoptions)
         status, text = loadgen.run_tool(argv, os.path.join(self.tmp, "pgbench.txt"), env=env)
@@ -316,58 +316,58 @@ class Run:
     # --- measuring ----------------------------------------------------------------------
 
     def plan_seconds(self):
-        o = self.o
+        options = self.options
         total = 0
-        for w in self.selected:
-            total += o.warmup + o.duration
-            if self.has_ceiling(w):
-                total += o.duration
-                if w.ceiling == "pgbench" and o.pipeline_depth:
-                    total += o.duration
-            if w in self.fixed_rate_workloads():
+        for workload in self.selected:
+            total += options.warmup + options.duration
+            if self.has_ceiling(workload):
+                total += options.duration
+                if workload.ceiling == "pgbench" and options.pipeline_depth:
+                    total += options.duration
+            if workload in self.fixed_rate_workloads():
                 rates = len(self.rate_labels())
-                total += rates * o.fixed_rate_duration * (2 if self.has_ceiling(w) else 1)
-        self.planned = total * o.runs
+                total += rates * options.fixed_rate_duration * (2 if self.has_ceiling(workload) else 1)
+        self.planned = total * options.runs
 
-    def measure_workload(self, run, index, w):
-        o = self.o
-        url = self.server_url + w.path
-        if o.warmup > 0:
-            self.progress(run, index, w.name, "warm-up", o.warmup)
-            self.wrk(self.server_url, w, o.warmup)
+    def measure_workload(self, run, index, workload):
+        options = self.options
+        url = self.server_url + workload.path
+        if options.warmup > 0:
+            self.progress(run, index, workload.name, "warm-up", options.warmup)
+            self.wrk(self.server_url, workload, options.warmup)
 
-        self.progress(run, index, w.name, o.name, o.duration)
-        figures, used, kept = self.window(f"{w.name} ({o.name})",
-                                          lambda: self.wrk(self.server_url, w, o.duration))
-        self.check_server_alive(w.name)
-        server = self.record(w, run, "server", "wrk", o.name, url, figures, used, kept, "server")
+        self.progress(run, index, workload.name, options.name, options.duration)
+        figures, used, kept = self.window(f"{workload.name} ({options.name})",
+                                          lambda: self.wrk(self.server_url, workload, options.duration))
+        self.check_server_alive(workload.name)
+        server = self.record(workload, run, "server", "wrk", options.name, url, figures, used, kept, "server")
         self.measurements.append(server)
 
-        if self.has_ceiling(w):
-            if w.ceiling == "nginx":
-                self.progress(run, index, w.name, "ceiling (nginx)", o.duration)
-                figures, used, kept = self.window(f"{w.name} (nginx)",
-                                                  lambda: self.wrk(self.nginx.url, w, o.duration))
-                self.measurements.append(self.record(w, run, "ceiling", "wrk", "nginx",
-                                                     self.nginx.url + w.path, figures, used,
+        if self.has_ceiling(workload):
+            if workload.ceiling == "nginx":
+                self.progress(run, index, workload.name, "ceiling (nginx)", options.duration)
+                figures, used, kept = self.window(f"{workload.name} (nginx)",
+                                                  lambda: self.wrk(self.nginx.url, workload, options.duration))
+                self.measurements.append(self.record(workload, run, "ceiling", "wrk", "nginx",
+                                                     self.nginx.url + workload.path, figures, used,
                                                      kept, "nginx"))
             else:
-                self.progress(run, index, w.name, "ceiling (pgbench)", o.duration)
+                self.progress(run, index, workload.name, "ceiling (pgbench)", options.duration)
                 (figures, script), used, kept = self.window(
-                    f"{w.name} (pgbench)", lambda: self.pgbench(w, o.duration))
+                    f"{workload.name} (pgbench)", lambda: self.pgbench(workload, options.duration))
                 if figures:
-                    m = self.record(w, run, "ceiling", "pgbench", "pgbench", "", figures, used,
+                    measurement = self.record(workload, run, "ceiling", "pgbench", "pgbench", "", figures, used,
                                     kept, None)
-                    with open(script, encoding="utf-8") as f:
-                        m.script = f.read()
-                    m.variables = pgbench_variables(w)
-                    m.pgoptions = w.pgoptions
-                    self.measurements.append(m)
-                if o.pipeline_depth:
-                    self.measure_pipeline_ceiling(run, index, w)
+                    with open(script, encoding="utf-8") as file:
+                        measurement.script = file.read()
+                    measurement.variables = pgbench_variables(workload)
+                    measurement.pgoptions = workload.pgoptions
+                    self.measurements.append(measurement)
+                if options.pipeline_depth:
+                    self.measure_pipeline_ceiling(run, index, workload)
 
-        if w in self.fixed_rate_workloads():
-            self.measure_fixed_rates(run, index, w, server.rps)
+        if workload in self.fixed_rate_workloads():
+            self.measure_fixed_rates(run, index, workload, server.rps)
 
     def pipeline_clients(self):
         """As many connections as the server holds for a statement: its
@@ -376,107 +376,107 @@ class Run:
         match = re.search(r"pool (\d+) ", self.server.banner if self.server else "")
         return int(match.group(1)) if match else 4
 
-    def measure_pipeline_ceiling(self, run, index, w):
+    def measure_pipeline_ceiling(self, run, index, workload):
         """The database's own capacity: pgbench in pipeline mode, the
         server's connection count, --pipeline-depth statements in flight on
         each, the same SQL. One pipeline is one pgbench transaction; its
         statements count as requests."""
-        o = self.o
+        options = self.options
         clients = self.pipeline_clients()
-        self.progress(run, index, w.name, f"ceiling (pgbench, {clients} connections pipelined "
-                      f"{o.pipeline_depth} deep)", o.duration)
+        self.progress(run, index, workload.name, f"ceiling (pgbench, {clients} connections pipelined "
+                      f"{options.pipeline_depth} deep)", options.duration)
         (figures, script), used, kept = self.window(
-            f"{w.name} (pgbench pipelined)",
-            lambda: self.pgbench(w, o.duration, clients=clients, depth=o.pipeline_depth))
+            f"{workload.name} (pgbench pipelined)",
+            lambda: self.pgbench(workload, options.duration, clients=clients, depth=options.pipeline_depth))
         if not figures:
             return
-        figures = dict(figures, requests=(figures["requests"] or 0) * o.pipeline_depth,
-                       rps=figures["rps"] * o.pipeline_depth)
-        m = self.record(w, run, "ceiling_pipeline", "pgbench", "pgbench-pipeline", "", figures,
+        figures = dict(figures, requests=(figures["requests"] or 0) * options.pipeline_depth,
+                       rps=figures["rps"] * options.pipeline_depth)
+        measurement = self.record(workload, run, "ceiling_pipeline", "pgbench", "pgbench-pipeline", "", figures,
                         used, kept, None)
-        with open(script, encoding="utf-8") as f:
-            m.script = f.read()
-        m.variables = pgbench_variables(w)
-        m.pgoptions = w.pgoptions
-        self.measurements.append(m)
+        with open(script, encoding="utf-8") as file:
+            measurement.script = file.read()
+        measurement.variables = pgbench_variables(workload)
+        measurement.pgoptions = workload.pgoptions
+        self.measurements.append(measurement)
 
-    def record(self, w, run, role, tool, target, url, figures, used, kept, server_component):
-        m = results.Measurement(
-            workload=w.name, run=run, role=role, tool=tool, target=target, url=url,
+    def record(self, workload, run, role, tool, target, url, figures, used, kept, server_component):
+        measurement = results.Measurement(
+            workload=workload.name, run=run, role=role, tool=tool, target=target, url=url,
             requests=figures["requests"], duration_s=figures["duration_s"], rps=figures["rps"],
             cpu_ns=used, cpu_method=self.accounting.method, noise=kept,
             cpu_us_per_request=cpu.per_request_us(used, figures["requests"], server_component))
         for key in ("latency_us", "non_2xx", "socket_errors", "bytes", "failed", "latency_avg_us"):
             if key in figures:
-                setattr(m, key, figures[key])
-        return m
+                setattr(measurement, key, figures[key])
+        return measurement
 
     def rates_for(self, capacity):
         """(label, offered req/s) of one run: fractions of that run's
         measured capacity, then the common rate."""
-        out = [(f"{p:g}%", capacity * p / 100.0) for p in self.o.rate_fractions]
-        if self.o.common_rate:
-            out.append(("common", float(self.o.common_rate)))
+        out = [(f"{percent:g}%", capacity * percent / 100.0) for percent in self.options.rate_fractions]
+        if self.options.common_rate:
+            out.append(("common", float(self.options.common_rate)))
         return [(label, max(round(rate), 1)) for label, rate in out]
 
-    def measure_fixed_rates(self, run, index, w, capacity):
-        o = self.o
-        seconds = o.fixed_rate_duration
+    def measure_fixed_rates(self, run, index, workload, capacity):
+        options = self.options
+        seconds = options.fixed_rate_duration
         urls_file = None
-        if w.name == "contact_random":
+        if workload.name == "contact_random":
             # Every id once, in random order: oha picks one line per request.
             urls_file = os.path.join(self.tmp, "contact-urls.txt")
             if not os.path.exists(urls_file):
-                with open(urls_file, "w", encoding="utf-8") as f:
-                    for contact in range(1, o.contacts + 1):
-                        f.write(f"{self.server_url}{w.path}{contact}\n")
+                with open(urls_file, "w", encoding="utf-8") as file:
+                    for contact in range(1, options.contacts + 1):
+                        file.write(f"{self.server_url}{workload.path}{contact}\n")
         for label, rate in self.rates_for(capacity):
-            self.progress(run, index, w.name, f"{o.name} at {rate}/s ({label}, oha)", seconds)
-            argv = loadgen.oha_argv(self.oha, self.server_url + w.path, seconds, rate,
-                                    o.connections, urls_file)
-            argv = self.accounting.wrap("load_generator", self.pin(o.pin_wrk) + argv)
+            self.progress(run, index, workload.name, f"{options.name} at {rate}/s ({label}, oha)", seconds)
+            argv = loadgen.oha_argv(self.oha, self.server_url + workload.path, seconds, rate,
+                                    options.connections, urls_file)
+            argv = self.accounting.wrap("load_generator", self.pin(options.pin_wrk) + argv)
 
             def run_oha(argv=argv):
                 status, text = loadgen.run_tool(argv, os.path.join(self.tmp, "oha.txt"))
-                self.keep_raw(f"oha-{w.name}-{label.rstrip('%')}", text)
+                self.keep_raw(f"oha-{workload.name}-{label.rstrip('%')}", text)
                 if status != 0:
-                    raise Fatal(f"oha failed on {w.name} at {rate}/s:\n{text[-2000:]}")
+                    raise Fatal(f"oha failed on {workload.name} at {rate}/s:\n{text[-2000:]}")
                 return loadgen.parse_oha(text)
 
-            figures, used, kept = self.window(f"{w.name} at {rate}/s", run_oha)
-            self.check_server_alive(f"{w.name} at {rate}/s")
+            figures, used, kept = self.window(f"{workload.name} at {rate}/s", run_oha)
+            self.check_server_alive(f"{workload.name} at {rate}/s")
             self.fixed.append(results.FixedRate(
-                workload=w.name, run=run, system="server", label=label, offered_rps=rate,
+                workload=workload.name, run=run, system="server", label=label, offered_rps=rate,
                 achieved_rps=figures["rps"], requests=figures["requests"],
                 errors=figures["errors"] + figures["requests"] - figures["ok"],
                 p50_ms=figures["p50_ms"], p90_ms=figures["p90_ms"], p99_ms=figures["p99_ms"],
                 p999_ms=figures["p999_ms"], cpu_ns=used, noise=kept,
                 cpu_us_per_request=cpu.per_request_us(used, figures["requests"], "server")))
 
-            if not self.has_ceiling(w):
+            if not self.has_ceiling(workload):
                 continue
-            self.progress(run, index, w.name, f"pgbench at {rate}/s ({label})", seconds)
-            prefix = os.path.join(self.tmp, f"rate-{w.name}-{run}-{label.rstrip('%')}")
+            self.progress(run, index, workload.name, f"pgbench at {rate}/s ({label})", seconds)
+            prefix = os.path.join(self.tmp, f"rate-{workload.name}-{run}-{label.rstrip('%')}")
 
             def run_pgbench(rate=rate, prefix=prefix):
                 # A noisy attempt's log must not add to the next one's.
                 for path in glob.glob(prefix + ".*"):
                     os.remove(path)
-                figures, _ = self.pgbench(w, seconds, rate=rate, log_prefix=prefix)
+                figures, _ = self.pgbench(workload, seconds, rate=rate, log_prefix=prefix)
                 return figures
 
-            figures, used, kept = self.window(f"{w.name} pgbench at {rate}/s", run_pgbench)
+            figures, used, kept = self.window(f"{workload.name} pgbench at {rate}/s", run_pgbench)
             if not figures:
                 continue
             lines = []
             for path in glob.glob(prefix + ".*"):
-                with open(path, encoding="utf-8") as f:
-                    lines.extend(f.readlines())
+                with open(path, encoding="utf-8") as file:
+                    lines.extend(file.readlines())
                 os.remove(path)
-            self.keep_raw(f"pgbench-log-{w.name}-{label.rstrip('%')}", "".join(lines))
+            self.keep_raw(f"pgbench-log-{workload.name}-{label.rstrip('%')}", "".join(lines))
             latencies = loadgen.parse_pgbench_log(lines)
             self.fixed.append(results.FixedRate(
-                workload=w.name, run=run, system="pgbench", label=label, offered_rps=rate,
+                workload=workload.name, run=run, system="pgbench", label=label, offered_rps=rate,
                 achieved_rps=figures["rps"], requests=len(latencies), errors=figures["failed"],
                 cpu_ns=used, noise=kept,
                 cpu_us_per_request=cpu.per_request_us(used, len(latencies), None),
@@ -491,8 +491,8 @@ class Run:
         total = sum(after.values()) - sum(before.values())
         idle = (after["idle"] + after["iowait"]) - (before["idle"] + before["iowait"])
         busy = round(100.0 * (total - idle) / total, 1) if total else 0.0
-        with open("/proc/loadavg", encoding="ascii") as f:
-            loadavg = " ".join(f.read().split()[:3])
+        with open("/proc/loadavg", encoding="ascii") as file:
+            loadavg = " ".join(file.read().split()[:3])
         self.meta["conditions"] = {"cpu_busy_percent_before": busy, "loadavg_before": loadavg}
         if busy > 10:
             warn(f"the CPUs were {busy}% busy before the run, with nothing of ours running: "
@@ -500,34 +500,34 @@ class Run:
 
     def measure_all(self):
         self.plan_seconds()
-        log(f"measuring {len(self.selected)} workload(s) x {self.o.runs} run(s), interleaved: "
+        log(f"measuring {len(self.selected)} workload(s) x {self.options.runs} run(s), interleaved: "
             f"about {fmt_duration(self.planned)}")
-        for run in range(1, self.o.runs + 1):
-            for index, w in enumerate(self.selected, start=1):
-                self.measure_workload(run, index, w)
+        for run in range(1, self.options.runs + 1):
+            for index, workload in enumerate(self.selected, start=1):
+                self.measure_workload(run, index, workload)
 
     # --- reporting ----------------------------------------------------------------------
 
     def collect_meta(self, commit, dirty):
-        o = self.o
+        options = self.options
         meta = self.meta
         meta.update({
-            "name": o.name, "label": o.label or "",
+            "name": options.name, "label": options.label or "",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "commit": commit, "dirty": dirty, "command": self.command_line,
             "machine": machine_info(), "versions": {}})
         meta["params"] = {
-            "duration_s": o.duration, "warmup_s": o.warmup, "connections": o.connections,
-            "threads": o.threads, "contacts": o.contacts, "runs": o.runs, "quick": o.quick,
-            "ceilings": o.ceilings, "pipeline_depth": PIPELINE_DEPTH, "transport": o.transport,
-            "wrk_timeout_s": WRK_TIMEOUT_S, "workloads": [w.name for w in self.selected],
-            "target": o.target or "", "database": self.db_mode, "seeded": self.seed,
-            "server_args": o.server_args_text,
-            "pin": {"server": o.pin_server or "", "db": o.pin_db or "", "wrk": o.pin_wrk or ""},
-            "noise_threshold_cores": o.noise_threshold, "max_retries": o.max_retries,
-            "fixed_rate": o.fixed_rate, "fixed_rate_duration_s": o.fixed_rate_duration,
-            "rate_fractions_pct": o.rate_fractions, "common_rate": o.common_rate,
-            "pipeline_ceiling_depth": o.pipeline_depth,
+            "duration_s": options.duration, "warmup_s": options.warmup, "connections": options.connections,
+            "threads": options.threads, "contacts": options.contacts, "runs": options.runs, "quick": options.quick,
+            "ceilings": options.ceilings, "pipeline_depth": PIPELINE_DEPTH, "transport": options.transport,
+            "wrk_timeout_s": WRK_TIMEOUT_S, "workloads": [workload.name for workload in self.selected],
+            "target": options.target or "", "database": self.db_mode, "seeded": self.seed,
+            "server_args": options.server_args_text,
+            "pin": {"server": options.pin_server or "", "db": options.pin_db or "", "wrk": options.pin_wrk or ""},
+            "noise_threshold_cores": options.noise_threshold, "max_retries": options.max_retries,
+            "fixed_rate": options.fixed_rate, "fixed_rate_duration_s": options.fixed_rate_duration,
+            "rate_fractions_pct": options.rate_fractions, "common_rate": options.common_rate,
+            "pipeline_ceiling_depth": options.pipeline_depth,
             "pipeline_ceiling_clients": self.pipeline_clients(),
         }
         env = {var: os.environ[var] for var in SERVER_ENV if os.environ.get(var)}
@@ -549,21 +549,21 @@ class Run:
             if self.uses_ceiling("pgbench"):
                 versions["pgbench"] = first_line([need_tool("pgbench"), "--version"])
             meta["postgresql"] = {"settings": self.db.settings()}
-        if not o.target:
+        if not options.target:
             versions["rustc"] = first_line(["rustc", "--version"])
-            versions["server"] = first_line([o.binary, "--version"])
-            digest = subprocess.run(["sha256sum", o.binary], capture_output=True, text=True,
+            versions["server"] = first_line([options.binary, "--version"])
+            digest = subprocess.run(["sha256sum", options.binary], capture_output=True, text=True,
                                     check=False).stdout.split()
             meta["server"] = {"binary_sha256": digest[0] if digest else "",
                               "banner": self.server.banner}
 
     def finish_server(self):
         """Peak RSS and how the server stopped: at the very end of the run."""
-        o = self.o
+        options = self.options
         server_meta = self.meta.setdefault("server", {})
-        if o.target:
-            if o.target_pid:
-                rss = peak_rss_kib(o.target_pid)
+        if options.target:
+            if options.target_pid:
+                rss = peak_rss_kib(options.target_pid)
                 if rss is not None:
                     server_meta["peak_rss_kib"] = rss
             return
@@ -584,22 +584,22 @@ class Run:
 
     def workload_infos(self):
         infos = []
-        for w in self.selected:
-            info = {"name": w.name, "path": w.path,
-                    "ceiling": w.ceiling if self.has_ceiling(w) else "none"}
-            if not self.has_ceiling(w) and w.ceiling != "none":
-                info["ceiling_skipped"] = (f"{w.ceiling}: --no-ceilings" if not self.o.ceilings else
-                                           f"{w.ceiling}: no database (--target without DATABASE_URL)")
+        for workload in self.selected:
+            info = {"name": workload.name, "path": workload.path,
+                    "ceiling": workload.ceiling if self.has_ceiling(workload) else "none"}
+            if not self.has_ceiling(workload) and workload.ceiling != "none":
+                info["ceiling_skipped"] = (f"{workload.ceiling}: --no-ceilings" if not self.options.ceilings else
+                                           f"{workload.ceiling}: no database (--target without DATABASE_URL)")
             infos.append(info)
         return infos
 
     def write_results(self, commit, dirty):
-        o = self.o
-        path = o.out or result_path(o.name, o.label, commit, dirty)
+        options = self.options
+        path = options.out or result_path(options.name, options.label, commit, dirty)
         doc = results.build_document(self.meta, self.workload_infos(), self.measurements, self.fixed)
         results.write_json(doc, path)
         print(report.markdown(doc, path), flush=True)
-        if o.charts:
+        if options.charts:
             draw_charts(doc, path)
 
     # --- the whole run -------------------------------------------------------------------
@@ -609,7 +609,7 @@ class Run:
         self.check_tools()
         self.tmp = tempfile.mkdtemp(prefix="bakeoff.", dir=os.environ.get("TMPDIR") or "/tmp")
         self.cleanup.push(lambda: subprocess.call(["rm", "-rf", self.tmp]))
-        self.accounting = cpu.Accounting(force_method=self.o.cpu_method)
+        self.accounting = cpu.Accounting(force_method=self.options.cpu_method)
         self.cleanup.push(self.accounting.close)
         self.counted.add("load_generator")
         try:
@@ -641,8 +641,8 @@ def draw_charts(doc, json_path):
 def machine_info():
     def read(path):
         try:
-            with open(path, encoding="utf-8") as f:
-                return f.read()
+            with open(path, encoding="utf-8") as file:
+                return file.read()
         except OSError:
             return ""
 

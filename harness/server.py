@@ -14,8 +14,8 @@ from harness.tools import SCRIPTS, Fatal, free_port, http_get, log, need_tool, p
 def peak_rss_kib(pid):
     """Peak resident memory (VmHWM) of a process in KiB, None when unknown."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
+        with open(f"/proc/{pid}/status", encoding="ascii") as file:
+            for line in file:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
     except (OSError, ValueError):
@@ -48,8 +48,8 @@ class Server:
         """Waits for the start line, which names the real address."""
         line = ""
         for _ in range(300):
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
+            with open(self.log_path, encoding="utf-8", errors="replace") as file:
+                text = file.read()
             if "\n" in text:  # a whole line: never a half-written one
                 line = text.split("\n", 1)[0]
                 break
@@ -59,8 +59,8 @@ class Server:
         match = re.search(r"listening on (http://\S+)", line)
         if not match:
             time.sleep(0.2)  # let it finish its message, if it is failing
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
+            with open(self.log_path, encoding="utf-8", errors="replace") as file:
+                text = file.read()
             if self.process.poll() is None:
                 raise Fatal(f"the server's first line names no address to connect to:\n{text}")
             raise Fatal(f"the server did not start (exit status {self.process.returncode}):\n{text}")
@@ -76,8 +76,8 @@ class Server:
     def log_tail(self):
         """What it wrote past its first line: warnings or errors during the run."""
         try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[1:])
+            with open(self.log_path, encoding="utf-8", errors="replace") as file:
+                return "".join(file.readlines()[1:])
         except OSError:
             return ""
 
@@ -102,14 +102,14 @@ class Nginx:
         os.makedirs(os.path.join(self.dir, "logs"))
         os.makedirs(os.path.join(self.dir, "tmp"))
         port = free_port()
-        with open(os.path.join(SCRIPTS, "nginx.conf"), encoding="utf-8") as f:
-            conf = f.read()
+        with open(os.path.join(SCRIPTS, "nginx.conf"), encoding="utf-8") as file:
+            conf = file.read()
         for key, value in (("@PREFIX@", self.dir), ("@PORT@", str(port)),
                            ("@WORKERS@", str(workers)), ("@BODY@", body)):
             conf = conf.replace(key, value)
         conf_path = os.path.join(self.dir, "nginx.conf")
-        with open(conf_path, "w", encoding="utf-8") as f:
-            f.write(conf)
+        with open(conf_path, "w", encoding="utf-8") as file:
+            file.write(conf)
         argv = accounting.wrap("nginx", [*pin_command, need_tool("nginx"), "-p", self.dir + "/",
                                          "-c", conf_path, "-e", f"{self.dir}/logs/error.log"])
         with open(os.path.join(self.dir, "logs", "stdout.log"), "w", encoding="utf-8") as out:

@@ -14,7 +14,7 @@ def summary(values):
     landed, relative to the figure reported. None when there is nothing, and
     None for the spread when the median is 0.
     """
-    present = [v for v in values if v is not None]
+    present = [value for value in values if value is not None]
     if not present:
         return None
     median = statistics.median(present)

@@ -42,8 +42,8 @@ def fmt_duration(seconds):
 
 def quote_command(args):
     """A command line as it could be typed again: quoted only where needed."""
-    return " ".join(a if re.fullmatch(r"[A-Za-z0-9_./:=,@%+-]+", a) else shlex.quote(a)
-                    for a in args)
+    return " ".join(arg if re.fullmatch(r"[A-Za-z0-9_./:=,@%+-]+", arg) else shlex.quote(arg)
+                    for arg in args)
 
 
 # --- tools ---------------------------------------------------------------------
@@ -60,10 +60,10 @@ PG_TOOLS = ("initdb", "pg_ctl", "postgres", "psql", "pgbench")
 def pg_bindir():
     """Debian keeps initdb, pg_ctl and postgres in /usr/lib/postgresql/<v>/bin,
     off PATH: the newest version there, so that all of them match."""
-    dirs = [d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.access(f"{d}/initdb", os.X_OK)]
+    dirs = [directory for directory in glob.glob("/usr/lib/postgresql/*/bin") if os.access(f"{directory}/initdb", os.X_OK)]
 
     def version(path):
-        return [int(p) if p.isdigit() else 0 for p in re.split(r"[/.]", path) if p.isdigit()]
+        return [int(part) if part.isdigit() else 0 for part in re.split(r"[/.]", path) if part.isdigit()]
 
     return max(dirs, key=version) if dirs else None
 
@@ -99,7 +99,7 @@ def ensure_tools(names):
     apt-get as root, or stops with the command that would."""
     if "cargo" in names and not shutil.which("cargo"):
         raise Fatal("cargo is not on PATH: install Rust with rustup, then add ~/.cargo/bin to PATH")
-    missing = [n for n in names if n != "cargo" and not tool_path(n)]
+    missing = [name for name in names if name != "cargo" and not tool_path(name)]
     if not missing:
         return
     packages = []
@@ -174,8 +174,8 @@ def pid_running(pid):
     """True while a process exists and has not exited (a zombie still has a
     /proc entry, with state Z)."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as file:
+            for line in file:
                 if line.startswith("State:"):
                     return line.split()[1] != "Z"
     except OSError:
@@ -218,7 +218,7 @@ class Cleanup:
 
     def run(self):
         # A second Ctrl-C must not cut the cleanup short.
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while self.steps:
                 step = self.steps.pop()

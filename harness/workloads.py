@@ -56,7 +56,7 @@ WORKLOADS = (
              wrk_args=(str(PIPELINE_DEPTH),)),
 )
 
-BY_NAME = {w.name: w for w in WORKLOADS}
+BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
 
 def select(only):
@@ -64,17 +64,17 @@ def select(only):
     whatever order they were given in; all of them for an empty one."""
     if not only:
         return list(WORKLOADS)
-    wanted = [w for w in only.split(",") if w]
+    wanted = [workload for workload in only.split(",") if workload]
     for name in wanted:
         if name not in BY_NAME:
             raise ValueError(f"unknown workload '{name}'; the workloads are: "
-                             f"{' '.join(w.name for w in WORKLOADS)}")
-    return [w for w in WORKLOADS if w.name in wanted]
+                             f"{' '.join(workload.name for workload in WORKLOADS)}")
+    return [workload for workload in WORKLOADS if workload.name in wanted]
 
 
 def wrk_arguments(workload, contacts):
     """The words after `--` on wrk's command line."""
-    return [str(contacts) if a == "CONTACTS" else a for a in workload.wrk_args]
+    return [str(contacts) if arg == "CONTACTS" else arg for arg in workload.wrk_args]
 
 
 def sql_to_pgbench(sql_text):
@@ -90,8 +90,8 @@ def pgbench_script(workload, contacts, pipeline_depth=0):
     """The pgbench script of a database workload. With pipeline_depth > 0,
     that many statements between \\startpipeline and \\endpipeline: one
     transaction is then `depth` queries in flight on one connection."""
-    with open(os.path.join(ROOT, "sql", workload.sql_file), encoding="utf-8") as f:
-        statement = sql_to_pgbench(f.read())
+    with open(os.path.join(ROOT, "sql", workload.sql_file), encoding="utf-8") as file:
+        statement = sql_to_pgbench(file.read())
     random_id = workload.sql_params[:1] == ("random",)
     head = f"\\set p1 random(1, {contacts})\n" if random_id else ""
     if pipeline_depth <= 0:
@@ -106,5 +106,5 @@ def pgbench_script(workload, contacts, pipeline_depth=0):
 
 def pgbench_variables(workload):
     """The -D NAME=VALUE definitions of a workload's fixed parameters."""
-    return [f"p{i}={value}" for i, value in enumerate(workload.sql_params, start=1)
+    return [f"p{index}={value}" for index, value in enumerate(workload.sql_params, start=1)
             if value != "random"]

@@ -17,35 +17,35 @@ def options(*words):
 
 class DefaultsTests(unittest.TestCase):
     def test_a_full_run_repeats_and_measures_fixed_rates(self):
-        o = options()
-        self.assertEqual((o.runs, o.duration, o.warmup, o.max_retries), (3, 10, 2, 2))
-        self.assertTrue(o.fixed_rate)
-        self.assertEqual(o.rate_fractions, [25.0, 50.0, 75.0, 90.0])
-        self.assertEqual((o.common_rate, o.fixed_rate_duration), (500, 5))
-        self.assertEqual((o.name, o.contacts, o.contacts_given), ("bakeoff", 10000, False))
+        parsed = options()
+        self.assertEqual((parsed.runs, parsed.duration, parsed.warmup, parsed.max_retries), (3, 10, 2, 2))
+        self.assertTrue(parsed.fixed_rate)
+        self.assertEqual(parsed.rate_fractions, [25.0, 50.0, 75.0, 90.0])
+        self.assertEqual((parsed.common_rate, parsed.fixed_rate_duration), (500, 5))
+        self.assertEqual((parsed.name, parsed.contacts, parsed.contacts_given), ("bakeoff", 10000, False))
 
     def test_quick_is_short(self):
-        o = options("--quick")
-        self.assertEqual((o.runs, o.duration, o.warmup, o.max_retries), (1, 2, 1, 0))
-        self.assertEqual(o.rate_fractions, [])
-        self.assertTrue(o.fixed_rate)
+        parsed = options("--quick")
+        self.assertEqual((parsed.runs, parsed.duration, parsed.warmup, parsed.max_retries), (1, 2, 1, 0))
+        self.assertEqual(parsed.rate_fractions, [])
+        self.assertTrue(parsed.fixed_rate)
 
     def test_explicit_values_beat_quick(self):
-        o = options("--quick", "--duration=5", "--runs", "2", "--rate-fractions", "50")
-        self.assertEqual((o.duration, o.runs, o.rate_fractions), (5, 2, [50.0]))
+        parsed = options("--quick", "--duration=5", "--runs", "2", "--rate-fractions", "50")
+        self.assertEqual((parsed.duration, parsed.runs, parsed.rate_fractions), (5, 2, [50.0]))
 
     def test_a_target_keeps_the_bash_harness_defaults_unless_asked(self):
-        o = options("--target", "http://127.0.0.1:8001/", "--name", "peer")
-        self.assertEqual((o.runs, o.max_retries, o.fixed_rate), (1, 0, False))
-        self.assertEqual(o.target, "http://127.0.0.1:8001")
-        o = options("--target", "http://127.0.0.1:8001", "--name", "peer", "--runs", "3",
+        parsed = options("--target", "http://127.0.0.1:8001/", "--name", "peer")
+        self.assertEqual((parsed.runs, parsed.max_retries, parsed.fixed_rate), (1, 0, False))
+        self.assertEqual(parsed.target, "http://127.0.0.1:8001")
+        parsed = options("--target", "http://127.0.0.1:8001", "--name", "peer", "--runs", "3",
                     "--fixed-rate")
-        self.assertEqual((o.runs, o.fixed_rate), (3, True))
+        self.assertEqual((parsed.runs, parsed.fixed_rate), (3, True))
 
     def test_server_args_split_on_spaces(self):
-        o = options("--server-args", "--runtime per-core  --pool-size 8")
-        self.assertEqual(o.server_args, ["--runtime", "per-core", "--pool-size", "8"])
-        self.assertEqual(o.server_args_text, "--runtime per-core  --pool-size 8")
+        parsed = options("--server-args", "--runtime per-core  --pool-size 8")
+        self.assertEqual(parsed.server_args, ["--runtime", "per-core", "--pool-size", "8"])
+        self.assertEqual(parsed.server_args_text, "--runtime per-core  --pool-size 8")
 
 
 class CheckTests(unittest.TestCase):

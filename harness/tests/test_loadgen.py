@@ -11,8 +11,8 @@ DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
 def sample(name):
-    with open(os.path.join(DATA, name), encoding="utf-8") as f:
-        return f.read()
+    with open(os.path.join(DATA, name), encoding="utf-8") as file:
+        return file.read()
 
 
 class WrkTests(unittest.TestCase):
@@ -69,8 +69,8 @@ class PgbenchTests(unittest.TestCase):
 
     def test_percentiles_in_ms(self):
         latencies = list(range(1000, 101000, 1000))  # 1 ms .. 100 ms, 100 values
-        p = loadgen.latency_percentiles_ms(latencies)
-        self.assertEqual((p["p50_ms"], p["p90_ms"], p["p99_ms"], p["p999_ms"]),
+        percentiles = loadgen.latency_percentiles_ms(latencies)
+        self.assertEqual((percentiles["p50_ms"], percentiles["p90_ms"], percentiles["p99_ms"], percentiles["p999_ms"]),
                          (50.0, 90.0, 99.0, 100.0))
         self.assertIsNone(loadgen.latency_percentiles_ms([])["p50_ms"])
 

@@ -62,24 +62,24 @@ class FiguresTests(unittest.TestCase):
                                             [*server, *ceiling], fixed)
 
     def test_median_min_max_spread_of_requests_per_second(self):
-        e = self.entry
-        self.assertEqual((e["median"], e["min"], e["max"]), (1000.0, 900.0, 1200.0))
-        self.assertAlmostEqual(e["spread_pct"], 30.0)  # (1200 - 900) / 1000
+        entry = self.entry
+        self.assertEqual((entry["median"], entry["min"], entry["max"]), (1000.0, 900.0, 1200.0))
+        self.assertAlmostEqual(entry["spread_pct"], 30.0)  # (1200 - 900) / 1000
 
     def test_cpu_per_request_median_and_its_spread(self):
-        e = self.entry
-        self.assertEqual(e["cpu_us_per_request"]["server"], 25.0)
-        self.assertEqual(e["cpu_us_per_request"]["total"], 40.0)
-        self.assertAlmostEqual(e["cpu_spread"]["server"]["spread_pct"], 40.0)  # (30 - 20) / 25
+        entry = self.entry
+        self.assertEqual(entry["cpu_us_per_request"]["server"], 25.0)
+        self.assertEqual(entry["cpu_us_per_request"]["total"], 40.0)
+        self.assertAlmostEqual(entry["cpu_spread"]["server"]["spread_pct"], 40.0)  # (30 - 20) / 25
 
     def test_ceiling_and_ratio(self):
-        e = self.entry
-        self.assertEqual(e["ceiling_figures"]["median"], 2002.0)
-        self.assertAlmostEqual(e["ratio_to_ceiling"], 1000.0 / 2002.0)
+        entry = self.entry
+        self.assertEqual(entry["ceiling_figures"]["median"], 2002.0)
+        self.assertAlmostEqual(entry["ratio_to_ceiling"], 1000.0 / 2002.0)
 
     def test_fixed_rate_rows_by_label_in_the_order_they_ran(self):
         rows = self.entry["fixed_rate"]
-        self.assertEqual([r["label"] for r in rows], ["50%", "common"])
+        self.assertEqual([row["label"] for row in rows], ["50%", "common"])
         self.assertEqual(rows[0]["offered_rps"], 502)  # median of 501, 502, 503
         self.assertEqual(rows[0]["p99_ms"], 4.0)  # median of 2, 4, 6
         self.assertEqual(rows[1]["cpu_us_per_request"]["server"], 62.0)  # median of 61, 62, 63
@@ -108,12 +108,12 @@ class FiguresTests(unittest.TestCase):
         self.assertAlmostEqual(noise["other_cores_max"], 0.15)
 
     def test_the_schema_1_summary_is_still_there(self):
-        s = self.entry["summary"]
-        self.assertEqual(s["rps"]["median"], 1000.0)
-        self.assertEqual(s["latency_us"]["p99"], 600)  # median of 300, 600, 900
-        self.assertEqual(s["latency_us"]["max"], 3000)
-        self.assertEqual(s["socket_errors"]["timeout"], 3)  # 0 + 1 + 2
-        self.assertEqual(s["requests"], 3000)
+        summary = self.entry["summary"]
+        self.assertEqual(summary["rps"]["median"], 1000.0)
+        self.assertEqual(summary["latency_us"]["p99"], 600)  # median of 300, 600, 900
+        self.assertEqual(summary["latency_us"]["max"], 3000)
+        self.assertEqual(summary["socket_errors"]["timeout"], 3)  # 0 + 1 + 2
+        self.assertEqual(summary["requests"], 3000)
 
     def test_the_markdown_shows_the_figures(self):
         doc = {"name": "bakeoff", "params": {"runs": 3}, "workloads": [self.entry], "noise": {}}

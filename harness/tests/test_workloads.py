@@ -7,7 +7,7 @@ from harness import workloads
 
 class SelectTests(unittest.TestCase):
     def test_only_keeps_the_table_order(self):
-        names = [w.name for w in workloads.select("contact_random,version,types")]
+        names = [workload.name for workload in workloads.select("contact_random,version,types")]
         self.assertEqual(names, ["version", "types", "contact_random"])
 
     def test_unknown_workload(self):
