@@ -17,7 +17,11 @@ matplotlib.use("Agg")  # files only: no display on a benchmark machine
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 
 PART_COLOURS = {"server": "#4c72b0", "database": "#dd8452", "load_generator": "#8c8c8c"}
-PART_NAMES = {"server": "server (or nginx)", "database": "PostgreSQL", "load_generator": "load generator"}
+PART_NAMES = {
+    "server": "server (or nginx)",
+    "database": "PostgreSQL",
+    "load_generator": "load generator",
+}
 
 
 ROLES = ("server", "ceiling", "pipeline")
@@ -32,13 +36,18 @@ def _systems(doc):
         if workload.get("ceiling_figures"):
             out.append(("ceiling", workload["ceiling"], workload, workload["ceiling_figures"]))
         if workload.get("pipeline_ceiling_figures"):
-            out.append(("pipeline", "pgbench pipelined", workload, workload["pipeline_ceiling_figures"]))
+            out.append(
+                ("pipeline", "pgbench pipelined", workload, workload["pipeline_ceiling_figures"])
+            )
     return out
 
 
 def cpu_chart(doc, path):
-    bars = [(f"{workload['name']}\n{label}", figures) for _, label, workload, figures in _systems(doc)
-            if (figures.get("cpu_us_per_request") or {}).get("total") is not None]
+    bars = [
+        (f"{workload['name']}\n{label}", figures)
+        for _, label, workload, figures in _systems(doc)
+        if (figures.get("cpu_us_per_request") or {}).get("total") is not None
+    ]
     if not bars:
         return None
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(bars) + 2), 5))
@@ -55,7 +64,9 @@ def cpu_chart(doc, path):
         low.append(max(total - spread.get("min", total), 0))
         high.append(max(spread.get("max", total) - total, 0))
     ax.errorbar(positions, bottoms, yerr=[low, high], fmt="none", ecolor="black", capsize=3)
-    ax.set_xticks(list(positions), [label for label, _ in bars], fontsize=7, rotation=45, ha="right")
+    ax.set_xticks(
+        list(positions), [label for label, _ in bars], fontsize=7, rotation=45, ha="right"
+    )
     ax.set_ylabel("CPU µs per request (median of runs)")
     ax.set_title(f"CPU per request at saturation: {doc.get('name')}, {doc.get('date')}")
     ax.legend(fontsize=8)
@@ -72,8 +83,11 @@ def rps_chart(doc, path):
     names = [workload["name"] for workload in doc["workloads"]]
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names) + 2), 5))
     width = 0.27
-    legend = {"server": doc.get("name"), "ceiling": "ceiling (nginx / pgbench)",
-              "pipeline": "database pipelined (pgbench)"}
+    legend = {
+        "server": doc.get("name"),
+        "ceiling": "ceiling (nginx / pgbench)",
+        "pipeline": "database pipelined (pgbench)",
+    }
     for offset, role in zip((-width, 0, width), ROLES):
         xs, ys, low, high = [], [], [], []
         for _, _, workload, figures in (system for system in systems if system[0] == role):
@@ -100,15 +114,25 @@ def latency_chart(doc, path):
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
     for ax, workload in zip(axes[0], panels):
-        for key, system, rows in (("server", doc.get("name"), workload["fixed_rate"]),
-                                  ("pgbench", "pgbench --rate", workload.get("database_fixed_rate") or [])):
-            rows = sorted((row for row in rows if row["offered_rps"]), key=lambda row: row["offered_rps"])
+        for system, rows in (
+            (doc.get("name"), workload["fixed_rate"]),
+            ("pgbench --rate", workload.get("database_fixed_rate") or []),
+        ):
+            rows = sorted(
+                (row for row in rows if row["offered_rps"]), key=lambda row: row["offered_rps"]
+            )
             if not rows:
                 continue
             xs = [row["offered_rps"] for row in rows]
             for pct, style in (("p50_ms", "--"), ("p99_ms", "-")):
-                ax.plot(xs, [row[pct] for row in rows], style, marker="o", markersize=3,
-                        label=f"{system} {pct[:-3]}")
+                ax.plot(
+                    xs,
+                    [row[pct] for row in rows],
+                    style,
+                    marker="o",
+                    markersize=3,
+                    label=f"{system} {pct[:-3]}",
+                )
         ax.set_title(workload["name"], fontsize=9)
         ax.set_xlabel("offered requests/s")
         ax.set_ylabel("latency ms (from intended send)")
@@ -122,6 +146,9 @@ def latency_chart(doc, path):
 
 def draw_all(doc, prefix):
     """Draws every chart that has data; returns the paths written."""
-    drawn = [cpu_chart(doc, f"{prefix}-cpu.svg"), rps_chart(doc, f"{prefix}-rps.svg"),
-             latency_chart(doc, f"{prefix}-latency.svg")]
+    drawn = [
+        cpu_chart(doc, f"{prefix}-cpu.svg"),
+        rps_chart(doc, f"{prefix}-rps.svg"),
+        latency_chart(doc, f"{prefix}-latency.svg"),
+    ]
     return [path for path in drawn if path]

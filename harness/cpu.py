@@ -48,8 +48,12 @@ def _own_cgroup(controller):
     with open("/proc/self/cgroup", encoding="utf-8") as file:
         for line in file:
             _, controllers, path = line.rstrip("\n").split(":", 2)
-            if controllers.split(",") == [""] and controller == "" or \
-                    controller and controller in controllers.split(","):
+            if (
+                controllers.split(",") == [""]
+                and controller == ""
+                or controller
+                and controller in controllers.split(",")
+            ):
                 return path
     return None
 
@@ -63,8 +67,9 @@ def _find_hierarchy():
             # Pure v2 (mounted at /sys/fs/cgroup) first; a hybrid's unified
             # hierarchy works the same way.
             if own is not None:
-                candidates.append((0 if mount_point == "/sys/fs/cgroup" else 2, "cgroup-v2",
-                                   mount_point + own))
+                candidates.append(
+                    (0 if mount_point == "/sys/fs/cgroup" else 2, "cgroup-v2", mount_point + own)
+                )
         elif fs_type == "cgroup" and "cpuacct" in options:
             own = _own_cgroup("cpuacct")
             if own is not None:
@@ -109,7 +114,7 @@ class Accounting:
         return ["sh", "-c", JOIN_AND_EXEC, self._procs_file(component), *argv]
 
     def track(self, component, pid):
-        """"proc": count pid's process tree for this component."""
+        """ "proc": count pid's process tree for this component."""
         if self.parent is None:
             self.roots[component].append(pid)
 
@@ -138,11 +143,17 @@ class Accounting:
         """{component: cumulative CPU ns} now. Only deltas between two reads
         mean anything."""
         if self.parent is None:
-            out = {component: sum(tree_cpu_ns(pid) for pid in pids) for component, pids in self.roots.items()}
+            out = {
+                component: sum(tree_cpu_ns(pid) for pid in pids)
+                for component, pids in self.roots.items()
+            }
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             out["load_generator"] = int((children.ru_utime + children.ru_stime) * 1e9)
             return out
-        return {component: read_cgroup_ns(os.path.join(self.parent, component), self.method) for component in COMPONENTS}
+        return {
+            component: read_cgroup_ns(os.path.join(self.parent, component), self.method)
+            for component in COMPONENTS
+        }
 
     def close(self):
         """Moves anything left back to our own cgroup and removes the cgroups
@@ -215,6 +226,7 @@ def parse_cpu_stat_v2(text):
 
 # --- /proc fallback ----------------------------------------------------------------
 
+
 def _children_map():
     children = {}
     for entry in os.listdir("/proc"):
@@ -244,7 +256,7 @@ def parse_proc_stat(text):
     """The fields of /proc/<pid>/stat we use: ppid, and cutime + cstime (the
     reaped children's CPU, in clock ticks). The command name may hold spaces
     and parentheses, so fields are counted from the last ')'."""
-    rest = text[text.rindex(")") + 2:].split()
+    rest = text[text.rindex(")") + 2 :].split()
     # rest[0] is field 3 (state); ppid is field 4, cutime 16, cstime 17.
     return {"ppid": rest[1], "children_ticks": int(rest[13]) + int(rest[14])}
 
@@ -278,10 +290,14 @@ def tree_cpu_ns(pid):
 
 # --- arithmetic ------------------------------------------------------------------
 
+
 def deltas(before, after):
     """{component: ns used between two usage_ns() reads}; a counter that went
     backwards (a cgroup recreated, a tracked process gone) counts as 0."""
-    return {component: max(after.get(component, 0) - before.get(component, 0), 0) for component in before}
+    return {
+        component: max(after.get(component, 0) - before.get(component, 0), 0)
+        for component in before
+    }
 
 
 def per_request_us(used_ns, requests, server_component):

@@ -36,11 +36,24 @@ def run_tool(argv, out_path, env=None, timeout=None):
 
 # --- wrk ----------------------------------------------------------------------
 
+
 def wrk_argv(wrk, workload, base_url, seconds, connections, threads, timeout_s, contacts):
     from harness.workloads import wrk_arguments
-    argv = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-            "--timeout", f"{timeout_s}s", "-s", os.path.join(SCRIPTS, "wrk", workload.wrk_script),
-            base_url + workload.path]
+
+    argv = [
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        f"{timeout_s}s",
+        "-s",
+        os.path.join(SCRIPTS, "wrk", workload.wrk_script),
+        base_url + workload.path,
+    ]
     extra = wrk_arguments(workload, contacts)
     return argv + (["--", *extra] if extra else [])
 
@@ -52,7 +65,7 @@ def parse_wrk(text):
     report = None
     for line in text.splitlines():
         if line.startswith("BAKEOFF_JSON "):
-            report = json.loads(line[len("BAKEOFF_JSON "):])
+            report = json.loads(line[len("BAKEOFF_JSON ") :])
     if report is None:
         raise ValueError("no BAKEOFF_JSON line in the wrk output")
     duration_s = report["duration_us"] / 1e6
@@ -60,9 +73,13 @@ def parse_wrk(text):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if non2xx and int(non2xx.group(1)) != errors["status"]:
         warn(f"wrk printed {non2xx.group(1)} non-2xx responses, the Lua report {errors['status']}")
-    socket_line = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    socket_line = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
     kinds = ("connect", "read", "write", "timeout")
-    if socket_line and [int(group) for group in socket_line.groups()] != [errors[status] for status in kinds]:
+    if socket_line and [int(group) for group in socket_line.groups()] != [
+        errors[status] for status in kinds
+    ]:
         warn(f"wrk printed socket errors {socket_line.groups()}, the Lua report differs")
     return {
         "requests": report["requests"],
@@ -78,10 +95,24 @@ def parse_wrk(text):
 
 # --- pgbench --------------------------------------------------------------------
 
-def pgbench_argv(pgbench, script_path, variables, seconds, clients, threads, db_url,
-                 rate=None, log_prefix=None):
-    argv = [pgbench, "-M", "prepared", "-n", "-c", str(clients), "-j", str(threads),
-            "-T", str(seconds), "-f", script_path]
+
+def pgbench_argv(
+    pgbench, script_path, variables, seconds, clients, threads, db_url, rate=None, log_prefix=None
+):
+    argv = [
+        pgbench,
+        "-M",
+        "prepared",
+        "-n",
+        "-c",
+        str(clients),
+        "-j",
+        str(threads),
+        "-T",
+        str(seconds),
+        "-f",
+        script_path,
+    ]
     for variable in variables:
         argv += ["-D", variable]
     if rate is not None:
@@ -139,6 +170,7 @@ def latency_percentiles_ms(latencies_us):
 
 # --- oha --------------------------------------------------------------------------
 
+
 def ensure_oha():
     """oha's path, installed with cargo (a few minutes, once) when missing."""
     path = tool_path("oha")
@@ -146,12 +178,14 @@ def ensure_oha():
         return path
     command = f"cargo install oha --version {OHA_VERSION} --locked"
     if not shutil.which("cargo"):
-        raise Fatal(f"oha is missing, and cargo to install it: install Rust with rustup, then run: "
-                    f"{command} (or measure without fixed rates: --no-fixed-rate)")
-    log(f"oha is missing: running {command} "
-        "(about 8 minutes on 2 cores, once)")
-    status = subprocess.call(["cargo", "install", "oha", "--version", OHA_VERSION, "--locked"],
-                             stdout=2)
+        raise Fatal(
+            f"oha is missing, and cargo to install it: install Rust with rustup, then run: "
+            f"{command} (or measure without fixed rates: --no-fixed-rate)"
+        )
+    log(f"oha is missing: running {command} (about 8 minutes on 2 cores, once)")
+    status = subprocess.call(
+        ["cargo", "install", "oha", "--version", OHA_VERSION, "--locked"], stdout=2
+    )
     path = tool_path("oha")
     if status != 0 or not path:
         raise Fatal(f"{command} failed; run it yourself and retry")
@@ -159,8 +193,19 @@ def ensure_oha():
 
 
 def oha_argv(oha, url, seconds, rate, connections, urls_file=None):
-    argv = [oha, "-z", f"{seconds}s", "-q", f"{rate:g}", "-c", str(connections),
-            "--latency-correction", "--no-tui", "--output-format", "json"]
+    argv = [
+        oha,
+        "-z",
+        f"{seconds}s",
+        "-q",
+        f"{rate:g}",
+        "-c",
+        str(connections),
+        "--latency-correction",
+        "--no-tui",
+        "--output-format",
+        "json",
+    ]
     if urls_file:
         # One URL per line, picked at random per request (contact_random).
         return argv + ["--urls-from-file", urls_file]
@@ -176,7 +221,9 @@ def parse_oha(text):
         raise ValueError("no JSON in the oha output")
     doc = json.loads(text[start:])
     summary = doc["summary"]
-    statuses = {int(status): count for status, count in (doc.get("statusCodeDistribution") or {}).items()}
+    statuses = {
+        int(status): count for status, count in (doc.get("statusCodeDistribution") or {}).items()
+    }
     errors = sum((doc.get("errorDistribution") or {}).values())
     answered = sum(statuses.values())
     percentiles = doc.get("latencyPercentiles") or {}
@@ -192,5 +239,8 @@ def parse_oha(text):
         "errors": errors,
         "duration_s": duration,
         "rps": answered / duration if duration else None,
-        "p50_ms": ms("p50"), "p90_ms": ms("p90"), "p99_ms": ms("p99"), "p999_ms": ms("p99.9"),
+        "p50_ms": ms("p50"),
+        "p90_ms": ms("p90"),
+        "p99_ms": ms("p99"),
+        "p999_ms": ms("p99.9"),
     }

@@ -21,7 +21,7 @@ def parse_proc_stat(text):
     for line in text.splitlines():
         if line.startswith("cpu "):
             names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-            values = [int(value) for value in line.split()[1:1 + len(names)]]
+            values = [int(value) for value in line.split()[1 : 1 + len(names)]]
             values += [0] * (len(names) - len(values))
             return {name: value * 1_000_000_000 // TICKS for name, value in zip(names, values)}
     raise ValueError("no aggregate cpu line in /proc/stat")
@@ -61,8 +61,12 @@ def busy_in_window(stat_before, stat_after, ours_ns, seconds):
     # window can come out slightly below 0, which means "nothing else".
     other_ns = max(busy_ns - ours_ns, 0)
     wall_ns = seconds * 1e9
-    return Busy(other_cores=other_ns / wall_ns, ours_cores=ours_ns / wall_ns,
-                interrupts_cores=interrupts_ns / wall_ns, seconds=seconds)
+    return Busy(
+        other_cores=other_ns / wall_ns,
+        ours_cores=ours_ns / wall_ns,
+        interrupts_cores=interrupts_ns / wall_ns,
+        seconds=seconds,
+    )
 
 
 def is_noisy(busy, threshold_cores):

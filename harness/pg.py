@@ -38,17 +38,33 @@ class Postgres:
             try:
                 shutil.chown(directory, "postgres", "postgres")
             except (LookupError, PermissionError) as error:
-                raise Fatal("no 'postgres' OS user to run PostgreSQL as "
-                            "(apt-get install -y postgresql creates it)") from error
+                raise Fatal(
+                    "no 'postgres' OS user to run PostgreSQL as "
+                    "(apt-get install -y postgresql creates it)"
+                ) from error
             # postgres must get through the temp dir to its own; it holds no secrets.
             os.chmod(tmp_dir, 0o711)
         log(f"creating a throwaway PostgreSQL cluster in {directory}")
         data = os.path.join(directory, "data")
         initdb_log = os.path.join(tmp_dir, "initdb.log")
         with open(initdb_log, "w", encoding="utf-8") as out:
-            status = subprocess.call(as_pg([need_tool("initdb"), "-D", data, "-U", "postgres",
-                                            "--locale=C.UTF-8", "-E", "UTF8", "--auth=trust"]),
-                                     stdout=out, stderr=subprocess.STDOUT)
+            status = subprocess.call(
+                as_pg(
+                    [
+                        need_tool("initdb"),
+                        "-D",
+                        data,
+                        "-U",
+                        "postgres",
+                        "--locale=C.UTF-8",
+                        "-E",
+                        "UTF8",
+                        "--auth=trust",
+                    ]
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         if status != 0:
             raise Fatal(f"initdb failed:\n{_tail(initdb_log)}")
         port = free_port()
@@ -70,8 +86,15 @@ full_page_writes = off
         db = cls(None, data_dir=data)
         # pg_ctl forks the postmaster; started inside the database's cgroup,
         # the postmaster and every backend it forks are counted there.
-        argv = accounting.wrap("database", [*pin_command, *as_pg(
-            [need_tool("pg_ctl"), "-D", data, "-l", server_log, "-w", "-t", "60", "start"])])
+        argv = accounting.wrap(
+            "database",
+            [
+                *pin_command,
+                *as_pg(
+                    [need_tool("pg_ctl"), "-D", data, "-l", server_log, "-w", "-t", "60", "start"]
+                ),
+            ],
+        )
         status = subprocess.call(argv, stdout=subprocess.DEVNULL)
         if status != 0:
             raise Fatal(f"PostgreSQL did not start:\n{_tail(server_log)}")
@@ -79,8 +102,12 @@ full_page_writes = off
         if db.postmaster_pid:
             accounting.track("database", db.postmaster_pid)
         admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        if subprocess.call([need_tool("psql"), "-X", "-q", "-d", admin, "-c",
-                            "CREATE DATABASE bakeoff"]) != 0:
+        if (
+            subprocess.call(
+                [need_tool("psql"), "-X", "-q", "-d", admin, "-c", "CREATE DATABASE bakeoff"]
+            )
+            != 0
+        ):
             raise Fatal("could not create the database")
         db.url = f"postgresql://postgres@127.0.0.1:{port}/bakeoff"
         if transport == "unix":
@@ -92,8 +119,11 @@ full_page_writes = off
         if not self.data_dir:
             return
         data, self.data_dir = self.data_dir, None
-        subprocess.call(as_pg([need_tool("pg_ctl"), "-D", data, "-m", "fast", "-w", "-t", "30",
-                               "stop"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.call(
+            as_pg([need_tool("pg_ctl"), "-D", data, "-m", "fast", "-w", "-t", "30", "stop"]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         # pg_ctl failed or timed out: the postmaster must not outlive its data dir.
         pid = _postmaster_pid(data)
         if pid:
@@ -112,26 +142,51 @@ full_page_writes = off
 
     def value(self, sql):
         """One value, unaligned, no headers."""
-        result = subprocess.run([need_tool("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-                                 "-d", self.url, "-c", sql], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            [
+                need_tool("psql"),
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                self.url,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise Fatal(f"cannot query the database: {result.stderr.strip()}")
         return result.stdout.strip()
 
     def has_tables(self):
         """True when the four tables of sql/schema.sql exist."""
-        return self.value("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
-                          "AND tablename IN ('contact_types', 'contacts', 'contact_phones', "
-                          "'contact_emails')") == "4"
+        return (
+            self.value(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename IN ('contact_types', 'contacts', 'contact_phones', "
+                "'contact_emails')"
+            )
+            == "4"
+        )
 
     def count_contacts(self):
         """The contact count of an existing database: random ids must be
         1..count, as the seeder makes them."""
-        count, highest = (int(value) for value in self.value(
-            "SELECT count(*) || ' ' || coalesce(max(contact_id), 0) FROM contacts").split())
+        count, highest = (
+            int(value)
+            for value in self.value(
+                "SELECT count(*) || ' ' || coalesce(max(contact_id), 0) FROM contacts"
+            ).split()
+        )
         if count == 0:
-            raise Fatal("the database at DATABASE_URL has no contacts (give --contacts N to seed it)")
+            raise Fatal(
+                "the database at DATABASE_URL has no contacts (give --contacts N to seed it)"
+            )
         if count != highest:
             warn(f"contact ids are not 1..{count} (max {highest}): some random ids will answer 404")
         log(f"the database holds {count} contacts")
@@ -155,11 +210,14 @@ full_page_writes = off
 
     def settings(self):
         """The settings that matter for speed."""
-        return json.loads(self.value(
-            "SELECT json_object_agg(name, setting ORDER BY name) FROM pg_settings WHERE name IN "
-            "('max_connections', 'shared_buffers', 'work_mem', 'fsync', 'synchronous_commit', "
-            "'jit', 'effective_cache_size', 'random_page_cost', 'max_parallel_workers_per_gather', "
-            "'lc_collate', 'server_encoding')"))
+        return json.loads(
+            self.value(
+                "SELECT json_object_agg(name, setting ORDER BY name) FROM pg_settings WHERE name IN "
+                "('max_connections', 'shared_buffers', 'work_mem', 'fsync', 'synchronous_commit', "
+                "'jit', 'effective_cache_size', 'random_page_cost', 'max_parallel_workers_per_gather', "
+                "'lc_collate', 'server_encoding')"
+            )
+        )
 
 
 def _postmaster_pid(data_dir):

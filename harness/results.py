@@ -126,16 +126,21 @@ def to_dict(record):
 
 # --- summaries ---------------------------------------------------------------------
 
+
 def _cpu_summary(records):
     """{part: stats.summary} of the records' CPU µs per request."""
     out = {}
     for part in CPU_PARTS:
-        out[part] = stats.summary([(record.cpu_us_per_request or {}).get(part) for record in records])
+        out[part] = stats.summary(
+            [(record.cpu_us_per_request or {}).get(part) for record in records]
+        )
     return out
 
 
 def _median_of(summary_by_part):
-    return {part: (figures["median"] if figures else None) for part, figures in summary_by_part.items()}
+    return {
+        part: (figures["median"] if figures else None) for part, figures in summary_by_part.items()
+    }
 
 
 def figures(records):
@@ -166,21 +171,27 @@ def fixed_rate_rows(records, system):
         group = [record for record in records if record.system == system and record.label == label]
 
         def med(name, group=group):
-            values = [getattr(record, name) for record in group if getattr(record, name) is not None]
+            values = [
+                getattr(record, name) for record in group if getattr(record, name) is not None
+            ]
             return statistics.median(values) if values else None
 
         cpu = _cpu_summary(group)
-        rows.append({
-            "label": label,
-            "offered_rps": med("offered_rps"),
-            "achieved_rps": med("achieved_rps"),
-            "p50_ms": med("p50_ms"), "p90_ms": med("p90_ms"),
-            "p99_ms": med("p99_ms"), "p999_ms": med("p999_ms"),
-            "errors": sum(record.errors for record in group),
-            "cpu_us_per_request": _median_of(cpu),
-            "cpu_spread": cpu,
-            "runs": len(group),
-        })
+        rows.append(
+            {
+                "label": label,
+                "offered_rps": med("offered_rps"),
+                "achieved_rps": med("achieved_rps"),
+                "p50_ms": med("p50_ms"),
+                "p90_ms": med("p90_ms"),
+                "p99_ms": med("p99_ms"),
+                "p999_ms": med("p999_ms"),
+                "errors": sum(record.errors for record in group),
+                "cpu_us_per_request": _median_of(cpu),
+                "cpu_spread": cpu,
+                "runs": len(group),
+            }
+        )
     return rows
 
 
@@ -188,10 +199,18 @@ def noise_summary(windows):
     """The busy share of every window and how many were retried or kept noisy."""
     kept = [window for window in windows if window.noise is not None]
     return {
-        "windows": [{"run": window.run, "what": _window_name(window), "other_cores": window.noise.other_cores,
-                     "ours_cores": window.noise.ours_cores,
-                     "interrupts_cores": window.noise.interrupts_cores,
-                     "attempts": window.noise.attempts, "noisy": window.noise.noisy} for window in kept],
+        "windows": [
+            {
+                "run": window.run,
+                "what": _window_name(window),
+                "other_cores": window.noise.other_cores,
+                "ours_cores": window.noise.ours_cores,
+                "interrupts_cores": window.noise.interrupts_cores,
+                "attempts": window.noise.attempts,
+                "noisy": window.noise.noisy,
+            }
+            for window in kept
+        ],
         "retries": sum(window.noise.attempts - 1 for window in kept),
         "noisy_kept": sum(1 for window in kept if window.noise.noisy),
         "other_cores_max": max((window.noise.other_cores for window in kept), default=None),
@@ -207,12 +226,17 @@ def _window_name(window):
 def summarize_legacy(server_runs, ceiling_runs):
     """The summary that schema 1 had, kept field for field: scripts/compare.py
     and older readers take their numbers from it."""
+
     def spread(values):
         values = [value for value in values if value is not None]
         if not values:
             return None
-        return {"median": statistics.median(values), "min": min(values), "max": max(values),
-                "values": values}
+        return {
+            "median": statistics.median(values),
+            "min": min(values),
+            "max": max(values),
+            "values": values,
+        }
 
     rps = spread([server_record.rps for server_record in server_runs])
     ceiling_rps = spread([ceiling_record.rps for ceiling_record in ceiling_runs])
@@ -221,21 +245,42 @@ def summarize_legacy(server_runs, ceiling_runs):
         "rps": rps,
         # Latency percentiles: the median over runs; max: the worst of all.
         "latency_us": {
-            "p50": statistics.median(server_record.latency_us["p50"] for server_record in server_runs) if server_runs else None,
-            "p99": statistics.median(server_record.latency_us["p99"] for server_record in server_runs) if server_runs else None,
-            "max": max(server_record.latency_us["max"] for server_record in server_runs) if server_runs else None,
+            "p50": statistics.median(
+                server_record.latency_us["p50"] for server_record in server_runs
+            )
+            if server_runs
+            else None,
+            "p99": statistics.median(
+                server_record.latency_us["p99"] for server_record in server_runs
+            )
+            if server_runs
+            else None,
+            "max": max(server_record.latency_us["max"] for server_record in server_runs)
+            if server_runs
+            else None,
         },
         "non_2xx": sum(server_record.non_2xx for server_record in server_runs),
         "requests": sum(server_record.requests or 0 for server_record in server_runs),
         # Successful answers only: a server that sheds load with fast 503s
         # would otherwise look faster for it.
-        "rps_2xx": spread([(server_record.requests - server_record.non_2xx) / server_record.duration_s
-                           for server_record in server_runs if server_record.duration_s]),
-        "socket_errors": {key: sum(server_record.socket_errors[key] for server_record in server_runs) for key in kinds},
+        "rps_2xx": spread(
+            [
+                (server_record.requests - server_record.non_2xx) / server_record.duration_s
+                for server_record in server_runs
+                if server_record.duration_s
+            ]
+        ),
+        "socket_errors": {
+            key: sum(server_record.socket_errors[key] for server_record in server_runs)
+            for key in kinds
+        },
         "ceiling_rps": ceiling_rps,
         "ceiling_failed": sum(ceiling_record.failed or 0 for ceiling_record in ceiling_runs),
-        "ratio": (rps["median"] / ceiling_rps["median"]
-                  if rps and ceiling_rps and ceiling_rps["median"] else None),
+        "ratio": (
+            rps["median"] / ceiling_rps["median"]
+            if rps and ceiling_rps and ceiling_rps["median"]
+            else None
+        ),
     }
 
 
@@ -245,28 +290,50 @@ def workload_entry(info, measurements, fixed):
     and the noise of its windows."""
     server = [measurement for measurement in measurements if measurement.role == "server"]
     ceiling = [measurement for measurement in measurements if measurement.role == "ceiling"]
-    pipelined = [measurement for measurement in measurements if measurement.role == "ceiling_pipeline"]
-    runs = sorted({measurement.run for measurement in measurements} | {fixed_record.run for fixed_record in fixed})
+    pipelined = [
+        measurement for measurement in measurements if measurement.role == "ceiling_pipeline"
+    ]
+    runs = sorted(
+        {measurement.run for measurement in measurements}
+        | {fixed_record.run for fixed_record in fixed}
+    )
     entry = dict(info)
-    entry["runs"] = [{
-        "run": run,
-        "server": next((to_dict(measurement) for measurement in server if measurement.run == run), None),
-        "ceiling": next((to_dict(measurement) for measurement in ceiling if measurement.run == run), None),
-        "ceiling_pipeline": next((to_dict(measurement) for measurement in pipelined if measurement.run == run), None),
-        "fixed_rate": [to_dict(fixed_record) for fixed_record in fixed if fixed_record.run == run],
-    } for run in runs]
+    entry["runs"] = [
+        {
+            "run": run,
+            "server": next(
+                (to_dict(measurement) for measurement in server if measurement.run == run), None
+            ),
+            "ceiling": next(
+                (to_dict(measurement) for measurement in ceiling if measurement.run == run), None
+            ),
+            "ceiling_pipeline": next(
+                (to_dict(measurement) for measurement in pipelined if measurement.run == run), None
+            ),
+            "fixed_rate": [
+                to_dict(fixed_record) for fixed_record in fixed if fixed_record.run == run
+            ],
+        }
+        for run in runs
+    ]
     entry.update(figures(server))
     entry["ceiling_figures"] = figures(ceiling) if ceiling else None
-    entry["ratio_to_ceiling"] = stats.ratio(entry["median"], (entry["ceiling_figures"] or {}).get("median"))
+    entry["ratio_to_ceiling"] = stats.ratio(
+        entry["median"], (entry["ceiling_figures"] or {}).get("median")
+    )
     # The database's own capacity (pgbench pipelined on the server's
     # connection count), beside the plain-client ceiling above: the higher
     # of the two is the limit the database showed it can reach.
     entry["pipeline_ceiling_figures"] = figures(pipelined) if pipelined else None
     entry["ratio_to_pipeline_ceiling"] = stats.ratio(
-        entry["median"], (entry["pipeline_ceiling_figures"] or {}).get("median"))
+        entry["median"], (entry["pipeline_ceiling_figures"] or {}).get("median")
+    )
     if pipelined and ceiling:
-        entry["physical_limit"] = ("pipeline" if entry["pipeline_ceiling_figures"]["median"]
-                                   > entry["ceiling_figures"]["median"] else "ceiling")
+        entry["physical_limit"] = (
+            "pipeline"
+            if entry["pipeline_ceiling_figures"]["median"] > entry["ceiling_figures"]["median"]
+            else "ceiling"
+        )
     entry["fixed_rate"] = fixed_rate_rows(fixed, "server")
     entry["database_fixed_rate"] = fixed_rate_rows(fixed, "pgbench")
     entry["noise"] = noise_summary([*measurements, *fixed])
@@ -280,11 +347,17 @@ def build_document(meta, workload_infos, measurements, fixed):
     doc = {"schema_version": SCHEMA_VERSION}
     doc.update(meta)
     doc["workloads"] = [
-        workload_entry(info, [measurement for measurement in measurements if measurement.workload == info["name"]],
-                       [fixed_record for fixed_record in fixed if fixed_record.workload == info["name"]])
-        for info in workload_infos]
+        workload_entry(
+            info,
+            [measurement for measurement in measurements if measurement.workload == info["name"]],
+            [fixed_record for fixed_record in fixed if fixed_record.workload == info["name"]],
+        )
+        for info in workload_infos
+    ]
     everything = [*measurements, *fixed]
-    doc["noise"] = {key: value for key, value in noise_summary(everything).items() if key != "windows"}
+    doc["noise"] = {
+        key: value for key, value in noise_summary(everything).items() if key != "windows"
+    }
     return doc
 
 

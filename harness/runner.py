@@ -15,14 +15,35 @@ import time
 
 from harness import cpu, loadgen, noise, pg, report, results
 from harness.server import Nginx, Server, peak_rss_kib
-from harness.tools import (ROOT, Cleanup, Fatal, ensure_tools, first_line, fmt_duration,
-                           git_state, http_get, log, need_tool, result_path, wait_http, warn)
+from harness.tools import (
+    ROOT,
+    Cleanup,
+    Fatal,
+    ensure_tools,
+    first_line,
+    fmt_duration,
+    git_state,
+    http_get,
+    log,
+    need_tool,
+    result_path,
+    wait_http,
+    warn,
+)
 from harness.workloads import PIPELINE_DEPTH, pgbench_script, pgbench_variables
 from harness.workloads import select as select_workloads
 
 # The server's knobs that come from the environment, recorded when set.
-SERVER_ENV = ("RUNTIME", "POOL_SIZE", "POOL_MODE", "WORKER_THREADS", "POOL_TIMEOUT_MS",
-              "STATEMENT_TIMEOUT_MS", "HEADER_READ_TIMEOUT_S", "DRAIN_TIMEOUT_S")
+SERVER_ENV = (
+    "RUNTIME",
+    "POOL_SIZE",
+    "POOL_MODE",
+    "WORKER_THREADS",
+    "POOL_TIMEOUT_MS",
+    "STATEMENT_TIMEOUT_MS",
+    "HEADER_READ_TIMEOUT_S",
+    "DRAIN_TIMEOUT_S",
+)
 # wrk gives up on a response after this long and counts a timeout.
 WRK_TIMEOUT_S = 5
 
@@ -63,11 +84,15 @@ class Run:
         if os.environ.get("DATABASE_URL"):
             self.db_mode = "external"
             if options.pin_db:
-                warn("--pin-db does nothing with DATABASE_URL: that PostgreSQL is not ours to start")
+                warn(
+                    "--pin-db does nothing with DATABASE_URL: that PostgreSQL is not ours to start"
+                )
         elif options.target:
             self.db_mode = "none"
             if self.uses_ceiling("pgbench"):
-                warn("--target without DATABASE_URL: no database to run pgbench on, so no database ceilings")
+                warn(
+                    "--target without DATABASE_URL: no database to run pgbench on, so no database ceilings"
+                )
         else:
             self.db_mode = "throwaway"
             self.seed = True
@@ -113,10 +138,14 @@ class Run:
             tools.append("taskset")
         ensure_tools(tools)
         for cpus in (options.pin_server, options.pin_db, options.pin_wrk):
-            if cpus and subprocess.call(["taskset", "-c", cpus, "true"],
-                                        stderr=subprocess.DEVNULL) != 0:
-                raise Fatal(f"invalid CPU list '{cpus}' (try 0, 1 or 0-1; this machine has "
-                            f"{os.cpu_count()} CPUs)")
+            if (
+                cpus
+                and subprocess.call(["taskset", "-c", cpus, "true"], stderr=subprocess.DEVNULL) != 0
+            ):
+                raise Fatal(
+                    f"invalid CPU list '{cpus}' (try 0, 1 or 0-1; this machine has "
+                    f"{os.cpu_count()} CPUs)"
+                )
         if self.fixed_rate_workloads():
             self.oha = loadgen.ensure_oha()
 
@@ -140,8 +169,13 @@ class Run:
         options = self.options
         if self.db_mode == "throwaway":
             # Room for pgbench's clients, the server's pool(s) and psql.
-            self.db = pg.Postgres.throwaway(self.tmp, options.connections + 200, options.transport,
-                                            self.accounting, self.pin(options.pin_db))
+            self.db = pg.Postgres.throwaway(
+                self.tmp,
+                options.connections + 200,
+                options.transport,
+                self.accounting,
+                self.pin(options.pin_db),
+            )
             self.cleanup.push(self.db.stop)
             self.counted.add("database")
         elif self.db_mode == "external":
@@ -157,8 +191,10 @@ class Run:
                 self.counted.add("database")
                 log(f"counting the CPU of the PostgreSQL at DATABASE_URL (postmaster {postmaster})")
             else:
-                warn("cannot find the postmaster of DATABASE_URL on this machine: "
-                     "no database CPU per request")
+                warn(
+                    "cannot find the postmaster of DATABASE_URL on this machine: "
+                    "no database CPU per request"
+                )
         else:
             return
         if self.seed:
@@ -180,10 +216,18 @@ class Run:
                 moved = self.accounting.adopt("server", options.target_pid)
                 if moved:
                     self.counted.add("server")
-                    log(f"counting the CPU of the target's {moved} process(es) (pid {options.target_pid} and its children)")
+                    log(
+                        f"counting the CPU of the target's {moved} process(es) (pid {options.target_pid} and its children)"
+                    )
         else:
-            self.server = Server(options.binary, options.server_args, self.db.url if self.db else None,
-                                 self.tmp, self.accounting, self.pin(options.pin_server))
+            self.server = Server(
+                options.binary,
+                options.server_args,
+                self.db.url if self.db else None,
+                self.tmp,
+                self.accounting,
+                self.pin(options.pin_server),
+            )
             self.cleanup.push(self.server.stop)
             self.server.wait_started()
             self.server_url = self.server.url
@@ -202,9 +246,16 @@ class Run:
             raise Fatal(f"GET {self.server_url}/version failed")
         workers = len(os.sched_getaffinity(0))
         if self.options.pin_server:
-            workers = int(first_line(["taskset", "-c", self.options.pin_server, "nproc"]) or workers)
-        self.nginx = Nginx(body.decode("utf-8", "replace"), self.tmp, workers, self.accounting,
-                           self.pin(self.options.pin_server))
+            workers = int(
+                first_line(["taskset", "-c", self.options.pin_server, "nproc"]) or workers
+            )
+        self.nginx = Nginx(
+            body.decode("utf-8", "replace"),
+            self.tmp,
+            workers,
+            self.accounting,
+            self.pin(self.options.pin_server),
+        )
         self.cleanup.push(self.nginx.stop)
         self.counted.add("nginx")
 
@@ -225,26 +276,34 @@ class Run:
             cpu_after = self.accounting.usage_ns()
             stat_after = noise.read_proc_stat()
             used_all = cpu.deltas(cpu_before, cpu_after)
-            used = {component: ns for component, ns in used_all.items() if component in self.counted}
+            used = {
+                component: ns for component, ns in used_all.items() if component in self.counted
+            }
             busy = noise.busy_in_window(stat_before, stat_after, sum(used.values()), seconds)
             attempts.append((busy, (result, used)))
             if not noise.is_noisy(busy, options.noise_threshold):
                 break
             more = attempt < options.max_retries
-            warn(f"{what}: other work used {busy.other_cores:.2f} cores during the window "
-                 f"(gate {options.noise_threshold:g}){': measuring it again' if more else ''}")
+            warn(
+                f"{what}: other work used {busy.other_cores:.2f} cores during the window "
+                f"(gate {options.noise_threshold:g}){': measuring it again' if more else ''}"
+            )
         busy, (result, used) = noise.pick_attempt(attempts, options.noise_threshold)
-        kept = results.Noise(other_cores=round(busy.other_cores, 4),
-                             ours_cores=round(busy.ours_cores, 4),
-                             interrupts_cores=round(busy.interrupts_cores, 4),
-                             noisy=noise.is_noisy(busy, options.noise_threshold),
-                             attempts=len(attempts))
+        kept = results.Noise(
+            other_cores=round(busy.other_cores, 4),
+            ours_cores=round(busy.ours_cores, 4),
+            interrupts_cores=round(busy.interrupts_cores, 4),
+            noisy=noise.is_noisy(busy, options.noise_threshold),
+            attempts=len(attempts),
+        )
         return result, used, kept
 
     def progress(self, run, index, workload, what, seconds):
         prefix = f"run {run}/{self.options.runs}, " if self.options.runs > 1 else ""
-        log(f"[{prefix}{index}/{len(self.selected)}] {workload}: {what}, {seconds:g}s "
-            f"(about {fmt_duration(self.planned - self.done)} left)")
+        log(
+            f"[{prefix}{index}/{len(self.selected)}] {workload}: {what}, {seconds:g}s "
+            f"(about {fmt_duration(self.planned - self.done)} left)"
+        )
         self.done += seconds
 
     # --- the tools ---------------------------------------------------------------------
@@ -252,8 +311,15 @@ class Run:
     def wrk(self, base_url, workload, seconds):
         options = self.options
         argv = self.pin(options.pin_wrk) + loadgen.wrk_argv(
-            need_tool("wrk"), workload, base_url, seconds, options.connections, options.threads,
-            WRK_TIMEOUT_S, options.contacts)
+            need_tool("wrk"),
+            workload,
+            base_url,
+            seconds,
+            options.connections,
+            options.threads,
+            WRK_TIMEOUT_S,
+            options.contacts,
+        )
         argv = self.accounting.wrap("load_generator", argv)
         out = os.path.join(self.tmp, "wrk.txt")
         status, text = loadgen.run_tool(argv, out)
@@ -274,8 +340,11 @@ class Run:
             return
         os.makedirs(self.options.raw_dir, exist_ok=True)
         self.raw_count += 1
-        with open(os.path.join(self.options.raw_dir, f"{self.raw_count:03d}-{name}.txt"), "w",
-                  encoding="utf-8") as file:
+        with open(
+            os.path.join(self.options.raw_dir, f"{self.raw_count:03d}-{name}.txt"),
+            "w",
+            encoding="utf-8",
+        ) as file:
             file.write(text)
 
     def pgbench_script_file(self, workload, depth=0):
@@ -289,8 +358,16 @@ class Run:
         script = self.pgbench_script_file(workload, depth)
         clients = clients or options.connections
         argv = self.pin(options.pin_wrk) + loadgen.pgbench_argv(
-            need_tool("pgbench"), script, pgbench_variables(workload), seconds,
-            clients, min(options.threads, clients), self.db.url, rate=rate, log_prefix=log_prefix)
+            need_tool("pgbench"),
+            script,
+            pgbench_variables(workload),
+            seconds,
+            clients,
+            min(options.threads, clients),
+            self.db.url,
+            rate=rate,
+            log_prefix=log_prefix,
+        )
         argv = self.accounting.wrap("load_generator", argv)
         env = dict(os.environ, PGOPTIONS=workload.pgoptions)
         status, text = loadgen.run_tool(argv, os.path.join(self.tmp, "pgbench.txt"), env=env)
@@ -310,8 +387,10 @@ class Run:
         if self.server is None or self.server.alive():
             return
         tail = "".join(self.server.log_tail().splitlines(keepends=True)[-20:])
-        raise Fatal(f"the server exited (status {self.server.process.poll()}) during {during}; "
-                    f"its last lines:\n{tail}")
+        raise Fatal(
+            f"the server exited (status {self.server.process.poll()}) during {during}; "
+            f"its last lines:\n{tail}"
+        )
 
     # --- measuring ----------------------------------------------------------------------
 
@@ -326,7 +405,9 @@ class Run:
                     total += options.duration
             if workload in self.fixed_rate_workloads():
                 rates = len(self.rate_labels())
-                total += rates * options.fixed_rate_duration * (2 if self.has_ceiling(workload) else 1)
+                total += (
+                    rates * options.fixed_rate_duration * (2 if self.has_ceiling(workload) else 1)
+                )
         self.planned = total * options.runs
 
     def measure_workload(self, run, index, workload):
@@ -337,27 +418,55 @@ class Run:
             self.wrk(self.server_url, workload, options.warmup)
 
         self.progress(run, index, workload.name, options.name, options.duration)
-        figures, used, kept = self.window(f"{workload.name} ({options.name})",
-                                          lambda: self.wrk(self.server_url, workload, options.duration))
+        figures, used, kept = self.window(
+            f"{workload.name} ({options.name})",
+            lambda: self.wrk(self.server_url, workload, options.duration),
+        )
         self.check_server_alive(workload.name)
-        server = self.record(workload, run, "server", "wrk", options.name, url, figures, used, kept, "server")
+        server = self.record(
+            workload, run, "server", "wrk", options.name, url, figures, used, kept, "server"
+        )
         self.measurements.append(server)
 
         if self.has_ceiling(workload):
             if workload.ceiling == "nginx":
                 self.progress(run, index, workload.name, "ceiling (nginx)", options.duration)
-                figures, used, kept = self.window(f"{workload.name} (nginx)",
-                                                  lambda: self.wrk(self.nginx.url, workload, options.duration))
-                self.measurements.append(self.record(workload, run, "ceiling", "wrk", "nginx",
-                                                     self.nginx.url + workload.path, figures, used,
-                                                     kept, "nginx"))
+                figures, used, kept = self.window(
+                    f"{workload.name} (nginx)",
+                    lambda: self.wrk(self.nginx.url, workload, options.duration),
+                )
+                self.measurements.append(
+                    self.record(
+                        workload,
+                        run,
+                        "ceiling",
+                        "wrk",
+                        "nginx",
+                        self.nginx.url + workload.path,
+                        figures,
+                        used,
+                        kept,
+                        "nginx",
+                    )
+                )
             else:
                 self.progress(run, index, workload.name, "ceiling (pgbench)", options.duration)
                 (figures, script), used, kept = self.window(
-                    f"{workload.name} (pgbench)", lambda: self.pgbench(workload, options.duration))
+                    f"{workload.name} (pgbench)", lambda: self.pgbench(workload, options.duration)
+                )
                 if figures:
-                    measurement = self.record(workload, run, "ceiling", "pgbench", "pgbench", "", figures, used,
-                                    kept, None)
+                    measurement = self.record(
+                        workload,
+                        run,
+                        "ceiling",
+                        "pgbench",
+                        "pgbench",
+                        "",
+                        figures,
+                        used,
+                        kept,
+                        None,
+                    )
                     with open(script, encoding="utf-8") as file:
                         measurement.script = file.read()
                     measurement.variables = pgbench_variables(workload)
@@ -383,17 +492,38 @@ class Run:
         statements count as requests."""
         options = self.options
         clients = self.pipeline_clients()
-        self.progress(run, index, workload.name, f"ceiling (pgbench, {clients} connections pipelined "
-                      f"{options.pipeline_depth} deep)", options.duration)
+        self.progress(
+            run,
+            index,
+            workload.name,
+            f"ceiling (pgbench, {clients} connections pipelined {options.pipeline_depth} deep)",
+            options.duration,
+        )
         (figures, script), used, kept = self.window(
             f"{workload.name} (pgbench pipelined)",
-            lambda: self.pgbench(workload, options.duration, clients=clients, depth=options.pipeline_depth))
+            lambda: self.pgbench(
+                workload, options.duration, clients=clients, depth=options.pipeline_depth
+            ),
+        )
         if not figures:
             return
-        figures = dict(figures, requests=(figures["requests"] or 0) * options.pipeline_depth,
-                       rps=figures["rps"] * options.pipeline_depth)
-        measurement = self.record(workload, run, "ceiling_pipeline", "pgbench", "pgbench-pipeline", "", figures,
-                        used, kept, None)
+        figures = dict(
+            figures,
+            requests=(figures["requests"] or 0) * options.pipeline_depth,
+            rps=figures["rps"] * options.pipeline_depth,
+        )
+        measurement = self.record(
+            workload,
+            run,
+            "ceiling_pipeline",
+            "pgbench",
+            "pgbench-pipeline",
+            "",
+            figures,
+            used,
+            kept,
+            None,
+        )
         with open(script, encoding="utf-8") as file:
             measurement.script = file.read()
         measurement.variables = pgbench_variables(workload)
@@ -402,10 +532,20 @@ class Run:
 
     def record(self, workload, run, role, tool, target, url, figures, used, kept, server_component):
         measurement = results.Measurement(
-            workload=workload.name, run=run, role=role, tool=tool, target=target, url=url,
-            requests=figures["requests"], duration_s=figures["duration_s"], rps=figures["rps"],
-            cpu_ns=used, cpu_method=self.accounting.method, noise=kept,
-            cpu_us_per_request=cpu.per_request_us(used, figures["requests"], server_component))
+            workload=workload.name,
+            run=run,
+            role=role,
+            tool=tool,
+            target=target,
+            url=url,
+            requests=figures["requests"],
+            duration_s=figures["duration_s"],
+            rps=figures["rps"],
+            cpu_ns=used,
+            cpu_method=self.accounting.method,
+            noise=kept,
+            cpu_us_per_request=cpu.per_request_us(used, figures["requests"], server_component),
+        )
         for key in ("latency_us", "non_2xx", "socket_errors", "bytes", "failed", "latency_avg_us"):
             if key in figures:
                 setattr(measurement, key, figures[key])
@@ -414,7 +554,9 @@ class Run:
     def rates_for(self, capacity):
         """(label, offered req/s) of one run: fractions of that run's
         measured capacity, then the common rate."""
-        out = [(f"{percent:g}%", capacity * percent / 100.0) for percent in self.options.rate_fractions]
+        out = [
+            (f"{percent:g}%", capacity * percent / 100.0) for percent in self.options.rate_fractions
+        ]
         if self.options.common_rate:
             out.append(("common", float(self.options.common_rate)))
         return [(label, max(round(rate), 1)) for label, rate in out]
@@ -431,12 +573,20 @@ class Run:
                     for contact in range(1, options.contacts + 1):
                         file.write(f"{self.server_url}{workload.path}{contact}\n")
         for label, rate in self.rates_for(capacity):
-            self.progress(run, index, workload.name, f"{options.name} at {rate}/s ({label}, oha)", seconds)
-            argv = loadgen.oha_argv(self.oha, self.server_url + workload.path, seconds, rate,
-                                    options.connections, urls_file)
+            self.progress(
+                run, index, workload.name, f"{options.name} at {rate}/s ({label}, oha)", seconds
+            )
+            argv = loadgen.oha_argv(
+                self.oha,
+                self.server_url + workload.path,
+                seconds,
+                rate,
+                options.connections,
+                urls_file,
+            )
             argv = self.accounting.wrap("load_generator", self.pin(options.pin_wrk) + argv)
 
-            def run_oha(argv=argv):
+            def run_oha(argv=argv, label=label, rate=rate):
                 status, text = loadgen.run_tool(argv, os.path.join(self.tmp, "oha.txt"))
                 self.keep_raw(f"oha-{workload.name}-{label.rstrip('%')}", text)
                 if status != 0:
@@ -445,13 +595,25 @@ class Run:
 
             figures, used, kept = self.window(f"{workload.name} at {rate}/s", run_oha)
             self.check_server_alive(f"{workload.name} at {rate}/s")
-            self.fixed.append(results.FixedRate(
-                workload=workload.name, run=run, system="server", label=label, offered_rps=rate,
-                achieved_rps=figures["rps"], requests=figures["requests"],
-                errors=figures["errors"] + figures["requests"] - figures["ok"],
-                p50_ms=figures["p50_ms"], p90_ms=figures["p90_ms"], p99_ms=figures["p99_ms"],
-                p999_ms=figures["p999_ms"], cpu_ns=used, noise=kept,
-                cpu_us_per_request=cpu.per_request_us(used, figures["requests"], "server")))
+            self.fixed.append(
+                results.FixedRate(
+                    workload=workload.name,
+                    run=run,
+                    system="server",
+                    label=label,
+                    offered_rps=rate,
+                    achieved_rps=figures["rps"],
+                    requests=figures["requests"],
+                    errors=figures["errors"] + figures["requests"] - figures["ok"],
+                    p50_ms=figures["p50_ms"],
+                    p90_ms=figures["p90_ms"],
+                    p99_ms=figures["p99_ms"],
+                    p999_ms=figures["p999_ms"],
+                    cpu_ns=used,
+                    noise=kept,
+                    cpu_us_per_request=cpu.per_request_us(used, figures["requests"], "server"),
+                )
+            )
 
             if not self.has_ceiling(workload):
                 continue
@@ -475,12 +637,22 @@ class Run:
                 os.remove(path)
             self.keep_raw(f"pgbench-log-{workload.name}-{label.rstrip('%')}", "".join(lines))
             latencies = loadgen.parse_pgbench_log(lines)
-            self.fixed.append(results.FixedRate(
-                workload=workload.name, run=run, system="pgbench", label=label, offered_rps=rate,
-                achieved_rps=figures["rps"], requests=len(latencies), errors=figures["failed"],
-                cpu_ns=used, noise=kept,
-                cpu_us_per_request=cpu.per_request_us(used, len(latencies), None),
-                **loadgen.latency_percentiles_ms(latencies)))
+            self.fixed.append(
+                results.FixedRate(
+                    workload=workload.name,
+                    run=run,
+                    system="pgbench",
+                    label=label,
+                    offered_rps=rate,
+                    achieved_rps=figures["rps"],
+                    requests=len(latencies),
+                    errors=figures["failed"],
+                    cpu_ns=used,
+                    noise=kept,
+                    cpu_us_per_request=cpu.per_request_us(used, len(latencies), None),
+                    **loadgen.latency_percentiles_ms(latencies),
+                )
+            )
 
     def check_idle(self):
         """Other work skews every number: how busy the CPUs are just before
@@ -495,13 +667,17 @@ class Run:
             loadavg = " ".join(file.read().split()[:3])
         self.meta["conditions"] = {"cpu_busy_percent_before": busy, "loadavg_before": loadavg}
         if busy > 10:
-            warn(f"the CPUs were {busy}% busy before the run, with nothing of ours running: "
-                 "expect noisy numbers")
+            warn(
+                f"the CPUs were {busy}% busy before the run, with nothing of ours running: "
+                "expect noisy numbers"
+            )
 
     def measure_all(self):
         self.plan_seconds()
-        log(f"measuring {len(self.selected)} workload(s) x {self.options.runs} run(s), interleaved: "
-            f"about {fmt_duration(self.planned)}")
+        log(
+            f"measuring {len(self.selected)} workload(s) x {self.options.runs} run(s), interleaved: "
+            f"about {fmt_duration(self.planned)}"
+        )
         for run in range(1, self.options.runs + 1):
             for index, workload in enumerate(self.selected, start=1):
                 self.measure_workload(run, index, workload)
@@ -511,33 +687,61 @@ class Run:
     def collect_meta(self, commit, dirty):
         options = self.options
         meta = self.meta
-        meta.update({
-            "name": options.name, "label": options.label or "",
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "commit": commit, "dirty": dirty, "command": self.command_line,
-            "machine": machine_info(), "versions": {}})
+        meta.update(
+            {
+                "name": options.name,
+                "label": options.label or "",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "commit": commit,
+                "dirty": dirty,
+                "command": self.command_line,
+                "machine": machine_info(),
+                "versions": {},
+            }
+        )
         meta["params"] = {
-            "duration_s": options.duration, "warmup_s": options.warmup, "connections": options.connections,
-            "threads": options.threads, "contacts": options.contacts, "runs": options.runs, "quick": options.quick,
-            "ceilings": options.ceilings, "pipeline_depth": PIPELINE_DEPTH, "transport": options.transport,
-            "wrk_timeout_s": WRK_TIMEOUT_S, "workloads": [workload.name for workload in self.selected],
-            "target": options.target or "", "database": self.db_mode, "seeded": self.seed,
+            "duration_s": options.duration,
+            "warmup_s": options.warmup,
+            "connections": options.connections,
+            "threads": options.threads,
+            "contacts": options.contacts,
+            "runs": options.runs,
+            "quick": options.quick,
+            "ceilings": options.ceilings,
+            "pipeline_depth": PIPELINE_DEPTH,
+            "transport": options.transport,
+            "wrk_timeout_s": WRK_TIMEOUT_S,
+            "workloads": [workload.name for workload in self.selected],
+            "target": options.target or "",
+            "database": self.db_mode,
+            "seeded": self.seed,
             "server_args": options.server_args_text,
-            "pin": {"server": options.pin_server or "", "db": options.pin_db or "", "wrk": options.pin_wrk or ""},
-            "noise_threshold_cores": options.noise_threshold, "max_retries": options.max_retries,
-            "fixed_rate": options.fixed_rate, "fixed_rate_duration_s": options.fixed_rate_duration,
-            "rate_fractions_pct": options.rate_fractions, "common_rate": options.common_rate,
+            "pin": {
+                "server": options.pin_server or "",
+                "db": options.pin_db or "",
+                "wrk": options.pin_wrk or "",
+            },
+            "noise_threshold_cores": options.noise_threshold,
+            "max_retries": options.max_retries,
+            "fixed_rate": options.fixed_rate,
+            "fixed_rate_duration_s": options.fixed_rate_duration,
+            "rate_fractions_pct": options.rate_fractions,
+            "common_rate": options.common_rate,
             "pipeline_ceiling_depth": options.pipeline_depth,
             "pipeline_ceiling_clients": self.pipeline_clients(),
         }
         env = {var: os.environ[var] for var in SERVER_ENV if os.environ.get(var)}
         if env:
             meta["params"]["server_env"] = env
-        meta["cpu"] = {"method": self.accounting.method, "components": sorted(self.counted),
-                       "note": {"cgroup-v1": "cpuacct.usage of a cgroup per component",
-                                "cgroup-v2": "cpu.stat usage_usec of a cgroup per component",
-                                "proc": "/proc schedstat of each process tree"}
-                       [self.accounting.method]}
+        meta["cpu"] = {
+            "method": self.accounting.method,
+            "components": sorted(self.counted),
+            "note": {
+                "cgroup-v1": "cpuacct.usage of a cgroup per component",
+                "cgroup-v2": "cpu.stat usage_usec of a cgroup per component",
+                "proc": "/proc schedstat of each process tree",
+            }[self.accounting.method],
+        }
         versions = meta["versions"]
         versions["wrk"] = first_line([need_tool("wrk"), "-v"])
         if self.uses_ceiling("nginx"):
@@ -552,10 +756,13 @@ class Run:
         if not options.target:
             versions["rustc"] = first_line(["rustc", "--version"])
             versions["server"] = first_line([options.binary, "--version"])
-            digest = subprocess.run(["sha256sum", options.binary], capture_output=True, text=True,
-                                    check=False).stdout.split()
-            meta["server"] = {"binary_sha256": digest[0] if digest else "",
-                              "banner": self.server.banner}
+            digest = subprocess.run(
+                ["sha256sum", options.binary], capture_output=True, text=True, check=False
+            ).stdout.split()
+            meta["server"] = {
+                "binary_sha256": digest[0] if digest else "",
+                "banner": self.server.banner,
+            }
 
     def finish_server(self):
         """Peak RSS and how the server stopped: at the very end of the run."""
@@ -580,23 +787,33 @@ class Run:
         status = self.server.stop()
         server_meta["exit_status"] = status
         if status != 0:
-            warn(f"the server exited with status {status} on SIGTERM (docs/CLI.md: 0, a graceful stop)")
+            warn(
+                f"the server exited with status {status} on SIGTERM (docs/CLI.md: 0, a graceful stop)"
+            )
 
     def workload_infos(self):
         infos = []
         for workload in self.selected:
-            info = {"name": workload.name, "path": workload.path,
-                    "ceiling": workload.ceiling if self.has_ceiling(workload) else "none"}
+            info = {
+                "name": workload.name,
+                "path": workload.path,
+                "ceiling": workload.ceiling if self.has_ceiling(workload) else "none",
+            }
             if not self.has_ceiling(workload) and workload.ceiling != "none":
-                info["ceiling_skipped"] = (f"{workload.ceiling}: --no-ceilings" if not self.options.ceilings else
-                                           f"{workload.ceiling}: no database (--target without DATABASE_URL)")
+                info["ceiling_skipped"] = (
+                    f"{workload.ceiling}: --no-ceilings"
+                    if not self.options.ceilings
+                    else f"{workload.ceiling}: no database (--target without DATABASE_URL)"
+                )
             infos.append(info)
         return infos
 
     def write_results(self, commit, dirty):
         options = self.options
         path = options.out or result_path(options.name, options.label, commit, dirty)
-        doc = results.build_document(self.meta, self.workload_infos(), self.measurements, self.fixed)
+        doc = results.build_document(
+            self.meta, self.workload_infos(), self.measurements, self.fixed
+        )
         results.write_json(doc, path)
         print(report.markdown(doc, path), flush=True)
         if options.charts:
@@ -634,7 +851,9 @@ def draw_charts(doc, json_path):
     except ImportError:
         log("no charts: matplotlib is not installed (pip install matplotlib, or use peers/.venv)")
         return
-    for path in charts.draw_all(doc, json_path[:-len(".json")] if json_path.endswith(".json") else json_path):
+    for path in charts.draw_all(
+        doc, json_path[: -len(".json")] if json_path.endswith(".json") else json_path
+    ):
         log(f"chart: {os.path.relpath(path)}")
 
 
@@ -651,8 +870,10 @@ def machine_info():
     os_name = re.search(r'^PRETTY_NAME="?([^"\n]*)', read("/etc/os-release"), re.M)
     return {
         "cpu_model": model.group(1) if model else platform.processor() or None,
-        "cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
         "kernel": platform.release(),
         "memory_bytes": int(memory.group(1)) * 1024 if memory else None,
-        "os": os_name.group(1) if os_name else None, "arch": platform.machine(),
+        "os": os_name.group(1) if os_name else None,
+        "arch": platform.machine(),
     }

@@ -7,8 +7,17 @@ import re
 import subprocess
 import time
 
-from harness.tools import SCRIPTS, Fatal, free_port, http_get, log, need_tool, pid_running, \
-    stop_process, wait_http
+from harness.tools import (
+    SCRIPTS,
+    Fatal,
+    free_port,
+    http_get,
+    log,
+    need_tool,
+    pid_running,
+    stop_process,
+    wait_http,
+)
 
 
 def peak_rss_kib(pid):
@@ -33,10 +42,13 @@ class Server:
         env = dict(os.environ)
         if db_url:
             env["DATABASE_URL"] = db_url
-        argv = accounting.wrap("server", [*pin_command, binary, "serve", "--bind", "127.0.0.1:0",
-                                          *args])
-        with open(self.log_path, "w", encoding="utf-8") as log_file, \
-                open(os.path.join(tmp_dir, "server.out"), "w", encoding="utf-8") as out:
+        argv = accounting.wrap(
+            "server", [*pin_command, binary, "serve", "--bind", "127.0.0.1:0", *args]
+        )
+        with (
+            open(self.log_path, "w", encoding="utf-8") as log_file,
+            open(os.path.join(tmp_dir, "server.out"), "w", encoding="utf-8") as out,
+        ):
             self.process = subprocess.Popen(argv, stdout=out, stderr=log_file, env=env)
         accounting.track("server", self.process.pid)
 
@@ -63,7 +75,9 @@ class Server:
                 text = file.read()
             if self.process.poll() is None:
                 raise Fatal(f"the server's first line names no address to connect to:\n{text}")
-            raise Fatal(f"the server did not start (exit status {self.process.returncode}):\n{text}")
+            raise Fatal(
+                f"the server did not start (exit status {self.process.returncode}):\n{text}"
+            )
         self.url = match.group(1).rstrip("/")
         self.banner = line
         log(self.banner)
@@ -104,14 +118,29 @@ class Nginx:
         port = free_port()
         with open(os.path.join(SCRIPTS, "nginx.conf"), encoding="utf-8") as file:
             conf = file.read()
-        for key, value in (("@PREFIX@", self.dir), ("@PORT@", str(port)),
-                           ("@WORKERS@", str(workers)), ("@BODY@", body)):
+        for key, value in (
+            ("@PREFIX@", self.dir),
+            ("@PORT@", str(port)),
+            ("@WORKERS@", str(workers)),
+            ("@BODY@", body),
+        ):
             conf = conf.replace(key, value)
         conf_path = os.path.join(self.dir, "nginx.conf")
         with open(conf_path, "w", encoding="utf-8") as file:
             file.write(conf)
-        argv = accounting.wrap("nginx", [*pin_command, need_tool("nginx"), "-p", self.dir + "/",
-                                         "-c", conf_path, "-e", f"{self.dir}/logs/error.log"])
+        argv = accounting.wrap(
+            "nginx",
+            [
+                *pin_command,
+                need_tool("nginx"),
+                "-p",
+                self.dir + "/",
+                "-c",
+                conf_path,
+                "-e",
+                f"{self.dir}/logs/error.log",
+            ],
+        )
         with open(os.path.join(self.dir, "logs", "stdout.log"), "w", encoding="utf-8") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         accounting.track("nginx", self.process.pid)

@@ -42,17 +42,25 @@ def fmt_duration(seconds):
 
 def quote_command(args):
     """A command line as it could be typed again: quoted only where needed."""
-    return " ".join(arg if re.fullmatch(r"[A-Za-z0-9_./:=,@%+-]+", arg) else shlex.quote(arg)
-                    for arg in args)
+    return " ".join(
+        arg if re.fullmatch(r"[A-Za-z0-9_./:=,@%+-]+", arg) else shlex.quote(arg) for arg in args
+    )
 
 
 # --- tools ---------------------------------------------------------------------
 
 # The Debian package that brings each tool, for the install command.
 TOOL_PACKAGE = {
-    "wrk": "wrk", "nginx": "nginx-light", "initdb": "postgresql", "pg_ctl": "postgresql",
-    "postgres": "postgresql", "pgbench": "postgresql", "psql": "postgresql-client",
-    "perf": "linux-perf", "taskset": "util-linux", "runuser": "util-linux",
+    "wrk": "wrk",
+    "nginx": "nginx-light",
+    "initdb": "postgresql",
+    "pg_ctl": "postgresql",
+    "postgres": "postgresql",
+    "pgbench": "postgresql",
+    "psql": "postgresql-client",
+    "perf": "linux-perf",
+    "taskset": "util-linux",
+    "runuser": "util-linux",
 }
 PG_TOOLS = ("initdb", "pg_ctl", "postgres", "psql", "pgbench")
 
@@ -60,10 +68,16 @@ PG_TOOLS = ("initdb", "pg_ctl", "postgres", "psql", "pgbench")
 def pg_bindir():
     """Debian keeps initdb, pg_ctl and postgres in /usr/lib/postgresql/<v>/bin,
     off PATH: the newest version there, so that all of them match."""
-    dirs = [directory for directory in glob.glob("/usr/lib/postgresql/*/bin") if os.access(f"{directory}/initdb", os.X_OK)]
+    dirs = [
+        directory
+        for directory in glob.glob("/usr/lib/postgresql/*/bin")
+        if os.access(f"{directory}/initdb", os.X_OK)
+    ]
 
     def version(path):
-        return [int(part) if part.isdigit() else 0 for part in re.split(r"[/.]", path) if part.isdigit()]
+        return [
+            int(part) if part.isdigit() else 0 for part in re.split(r"[/.]", path) if part.isdigit()
+        ]
 
     return max(dirs, key=version) if dirs else None
 
@@ -125,14 +139,21 @@ def ensure_tools(names):
 def first_line(args):
     """First line of a command's output (stdout and stderr), or ''."""
     try:
-        out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, timeout=30, check=False).stdout
+        out = subprocess.run(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return out.splitlines()[0] if out else ""
 
 
 # --- network -------------------------------------------------------------------
+
 
 def free_port():
     # The OS picks a free port; closing the socket frees it for the caller.
@@ -170,6 +191,7 @@ def wait_http(url, timeout, status=200, alive=None):
 
 # --- children and cleanup ------------------------------------------------------
 
+
 def pid_running(pid):
     """True while a process exists and has not exited (a zombie still has a
     /proc entry, with state Z)."""
@@ -195,7 +217,9 @@ def stop_process(process, sig=signal.SIGTERM, seconds=15):
     try:
         return process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
-        warn(f"process {process.pid} still running {seconds}s after {signal.Signals(sig).name}; killing it")
+        warn(
+            f"process {process.pid} still running {seconds}s after {signal.Signals(sig).name}; killing it"
+        )
         process.kill()
         return process.wait()
 
@@ -218,7 +242,9 @@ class Cleanup:
 
     def run(self):
         # A second Ctrl-C must not cut the cleanup short.
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             while self.steps:
                 step = self.steps.pop()
@@ -241,6 +267,7 @@ class Interrupted(Exception):
 
 def raise_on_signals():
     """Turns SIGINT and SIGTERM into Interrupted, so that the cleanup runs."""
+
     def handler(signum, _frame):
         raise Interrupted(signum)
 
@@ -258,6 +285,7 @@ def die_of_signal(signum):
 
 # --- git and results paths ------------------------------------------------------
 
+
 def git_state():
     """(commit, dirty) of the source that is built. The benchmark's own output
     (results/, flamegraphs/) does not make the tree dirty. A script that built
@@ -266,13 +294,17 @@ def git_state():
     commit = os.environ.get("BAKEOFF_GIT_COMMIT") or ""
     dirty = os.environ.get("BAKEOFF_GIT_DIRTY") or ""
     if not commit:
-        result = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=False)
+        result = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        )
         commit = result.stdout.strip() if result.returncode == 0 else "none"
     if not dirty:
-        result = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", ".",
-                                 ":!results", ":!flamegraphs"],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["git", "-C", ROOT, "status", "--porcelain", "--", ".", ":!results", ":!flamegraphs"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         dirty = "true" if result.returncode == 0 and result.stdout.strip() else "false"
     return commit, dirty == "true"
 
@@ -284,4 +316,6 @@ def result_path(name, label, commit, dirty):
     short = "nocommit" if commit == "none" else commit[:10]
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     suffix = f"-{label}" if label else ""
-    return os.path.join(ROOT, "results", f"{stamp}-{short}{'-dirty' if dirty else ''}-{safe}{suffix}.json")
+    return os.path.join(
+        ROOT, "results", f"{stamp}-{short}{'-dirty' if dirty else ''}-{safe}{suffix}.json"
+    )

@@ -47,13 +47,31 @@ WORKLOADS = (
     Workload("types", "/types", "pgbench", "types.sql"),
     Workload("fetch100", "/contacts/fetch?limit=100", "pgbench", "page.sql", ("100", "0")),
     Workload("for100", "/contacts/for?limit=100", "pgbench", "page.sql", ("100", "0")),
-    Workload("fetch_starts", "/contacts/fetch?limit=10&starts=m", "pgbench", "page_starts.sql",
-             ("10", "0", "m"), pgoptions="-c plan_cache_mode=force_custom_plan"),
-    Workload("contact_random", "/contacts/", "pgbench", "contact.sql", ("random",),
-             wrk_script="random_contact.lua", wrk_args=("CONTACTS",)),
+    Workload(
+        "fetch_starts",
+        "/contacts/fetch?limit=10&starts=m",
+        "pgbench",
+        "page_starts.sql",
+        ("10", "0", "m"),
+        pgoptions="-c plan_cache_mode=force_custom_plan",
+    ),
+    Workload(
+        "contact_random",
+        "/contacts/",
+        "pgbench",
+        "contact.sql",
+        ("random",),
+        wrk_script="random_contact.lua",
+        wrk_args=("CONTACTS",),
+    ),
     Workload("fib25", "/fibonacci/25", "none"),
-    Workload("version_pipelined", "/version", "nginx", wrk_script="pipeline.lua",
-             wrk_args=(str(PIPELINE_DEPTH),)),
+    Workload(
+        "version_pipelined",
+        "/version",
+        "nginx",
+        wrk_script="pipeline.lua",
+        wrk_args=(str(PIPELINE_DEPTH),),
+    ),
 )
 
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
@@ -67,8 +85,10 @@ def select(only):
     wanted = [workload for workload in only.split(",") if workload]
     for name in wanted:
         if name not in BY_NAME:
-            raise ValueError(f"unknown workload '{name}'; the workloads are: "
-                             f"{' '.join(workload.name for workload in WORKLOADS)}")
+            raise ValueError(
+                f"unknown workload '{name}'; the workloads are: "
+                f"{' '.join(workload.name for workload in WORKLOADS)}"
+            )
     return [workload for workload in WORKLOADS if workload.name in wanted]
 
 
@@ -106,5 +126,8 @@ def pgbench_script(workload, contacts, pipeline_depth=0):
 
 def pgbench_variables(workload):
     """The -D NAME=VALUE definitions of a workload's fixed parameters."""
-    return [f"p{index}={value}" for index, value in enumerate(workload.sql_params, start=1)
-            if value != "random"]
+    return [
+        f"p{index}={value}"
+        for index, value in enumerate(workload.sql_params, start=1)
+        if value != "random"
+    ]

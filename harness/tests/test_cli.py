@@ -18,15 +18,21 @@ def options(*words):
 class DefaultsTests(unittest.TestCase):
     def test_a_full_run_repeats_and_measures_fixed_rates(self):
         parsed = options()
-        self.assertEqual((parsed.runs, parsed.duration, parsed.warmup, parsed.max_retries), (3, 10, 2, 2))
+        self.assertEqual(
+            (parsed.runs, parsed.duration, parsed.warmup, parsed.max_retries), (3, 10, 2, 2)
+        )
         self.assertTrue(parsed.fixed_rate)
         self.assertEqual(parsed.rate_fractions, [25.0, 50.0, 75.0, 90.0])
         self.assertEqual((parsed.common_rate, parsed.fixed_rate_duration), (500, 5))
-        self.assertEqual((parsed.name, parsed.contacts, parsed.contacts_given), ("bakeoff", 10000, False))
+        self.assertEqual(
+            (parsed.name, parsed.contacts, parsed.contacts_given), ("bakeoff", 10000, False)
+        )
 
     def test_quick_is_short(self):
         parsed = options("--quick")
-        self.assertEqual((parsed.runs, parsed.duration, parsed.warmup, parsed.max_retries), (1, 2, 1, 0))
+        self.assertEqual(
+            (parsed.runs, parsed.duration, parsed.warmup, parsed.max_retries), (1, 2, 1, 0)
+        )
         self.assertEqual(parsed.rate_fractions, [])
         self.assertTrue(parsed.fixed_rate)
 
@@ -38,8 +44,9 @@ class DefaultsTests(unittest.TestCase):
         parsed = options("--target", "http://127.0.0.1:8001/", "--name", "peer")
         self.assertEqual((parsed.runs, parsed.max_retries, parsed.fixed_rate), (1, 0, False))
         self.assertEqual(parsed.target, "http://127.0.0.1:8001")
-        parsed = options("--target", "http://127.0.0.1:8001", "--name", "peer", "--runs", "3",
-                    "--fixed-rate")
+        parsed = options(
+            "--target", "http://127.0.0.1:8001", "--name", "peer", "--runs", "3", "--fixed-rate"
+        )
         self.assertEqual((parsed.runs, parsed.fixed_rate), (3, True))
 
     def test_server_args_split_on_spaces(self):
@@ -50,21 +57,31 @@ class DefaultsTests(unittest.TestCase):
 
 class CheckTests(unittest.TestCase):
     def test_rejections(self):
-        for words in (["--threads", "65"],
-                      ["--target", "ftp://x", "--name", "n"],
-                      ["--target", "http://x"],
-                      ["--name", "n"],
-                      ["--label", "a b"],
-                      ["--target", "http://x", "--name", "n", "--server-args", "--runtime multi"],
-                      ["--binary", "/nonexistent/bakeoff"]):
+        for words in (
+            ["--threads", "65"],
+            ["--target", "ftp://x", "--name", "n"],
+            ["--target", "http://x"],
+            ["--name", "n"],
+            ["--label", "a b"],
+            ["--target", "http://x", "--name", "n", "--server-args", "--runtime multi"],
+            ["--binary", "/nonexistent/bakeoff"],
+        ):
             with self.subTest(words=words), self.assertRaises(Fatal):
                 options(*words)
 
     def test_parser_rejections_exit_with_usage(self):
-        for words in (["--runs", "0"], ["--warmup", "-1"], ["--rate-fractions", "150"],
-                      ["--transport", "udp"], ["--noise-threshold", "x"]):
-            with self.subTest(words=words), self.assertRaises(SystemExit), \
-                    contextlib.redirect_stderr(io.StringIO()):
+        for words in (
+            ["--runs", "0"],
+            ["--warmup", "-1"],
+            ["--rate-fractions", "150"],
+            ["--transport", "udp"],
+            ["--noise-threshold", "x"],
+        ):
+            with (
+                self.subTest(words=words),
+                self.assertRaises(SystemExit),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
                 cli.parser().parse_args(["run", *words])
 
     def test_percent_list(self):

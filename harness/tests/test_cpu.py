@@ -11,8 +11,9 @@ class DeltaTests(unittest.TestCase):
     def test_deltas_per_component(self):
         before = {"server": 1_000, "database": 5_000, "load_generator": 0}
         after = {"server": 4_000, "database": 5_500, "load_generator": 2_000}
-        self.assertEqual(cpu.deltas(before, after),
-                         {"server": 3_000, "database": 500, "load_generator": 2_000})
+        self.assertEqual(
+            cpu.deltas(before, after), {"server": 3_000, "database": 500, "load_generator": 2_000}
+        )
 
     def test_a_counter_that_went_backwards_counts_as_nothing(self):
         self.assertEqual(cpu.deltas({"server": 9_000}, {"server": 1_000}), {"server": 0})
@@ -22,8 +23,12 @@ class PerRequestTests(unittest.TestCase):
     def test_server_database_load_generator_and_total(self):
         # 2 s of server CPU, 1 s of database, 0.5 s of wrk over 100,000
         # requests: 20, 10 and 5 µs per request, 35 in all.
-        used = {"server": 2_000_000_000, "nginx": 0, "database": 1_000_000_000,
-                "load_generator": 500_000_000}
+        used = {
+            "server": 2_000_000_000,
+            "nginx": 0,
+            "database": 1_000_000_000,
+            "load_generator": 500_000_000,
+        }
         cost = cpu.per_request_us(used, 100_000, "server")
         self.assertAlmostEqual(cost["server"], 20.0)
         self.assertAlmostEqual(cost["database"], 10.0)
@@ -31,8 +36,12 @@ class PerRequestTests(unittest.TestCase):
         self.assertAlmostEqual(cost["total"], 35.0)
 
     def test_the_nginx_ceiling_counts_nginx_as_the_server(self):
-        used = {"server": 7_000_000, "nginx": 300_000_000, "database": 0,
-                "load_generator": 100_000_000}
+        used = {
+            "server": 7_000_000,
+            "nginx": 300_000_000,
+            "database": 0,
+            "load_generator": 100_000_000,
+        }
         cost = cpu.per_request_us(used, 10_000, "nginx")
         self.assertAlmostEqual(cost["server"], 30.0)
         self.assertAlmostEqual(cost["total"], 40.0)  # the idle server's 7 ms are not in it
@@ -108,8 +117,10 @@ class LiveAccountingTests(unittest.TestCase):
         finally:
             accounting.close()
         # The kernel's own count of the reaped child (and its sh wrapper).
-        expected_ns = ((children_after.ru_utime + children_after.ru_stime)
-                       - (children_before.ru_utime + children_before.ru_stime)) * 1e9
+        expected_ns = (
+            (children_after.ru_utime + children_after.ru_stime)
+            - (children_before.ru_utime + children_before.ru_stime)
+        ) * 1e9
         self.assertGreater(expected_ns, 0.25e9)
         self.assertAlmostEqual(used["server"] / expected_ns, 1.0, delta=0.1)
         self.assertEqual(used["database"], 0)

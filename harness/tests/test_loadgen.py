@@ -32,6 +32,7 @@ class WrkTests(unittest.TestCase):
 
     def test_the_command_line(self):
         from harness.workloads import BY_NAME
+
         argv = loadgen.wrk_argv("wrk", BY_NAME["contact_random"], "http://h:1", 3, 64, 2, 5, 900)
         self.assertEqual(argv[:9], ["wrk", "-t", "2", "-c", "64", "-d", "3s", "--timeout", "5s"])
         self.assertTrue(argv[10].endswith("scripts/wrk/random_contact.lua"))
@@ -51,8 +52,9 @@ class PgbenchTests(unittest.TestCase):
             loadgen.parse_pgbench("pgbench: error: connection failed\n")
 
     def test_rate_and_log_options(self):
-        argv = loadgen.pgbench_argv("pgbench", "s.sql", ["p1=10"], 5, 64, 2, "postgresql://x",
-                                    rate=500, log_prefix="/tmp/r")
+        argv = loadgen.pgbench_argv(
+            "pgbench", "s.sql", ["p1=10"], 5, 64, 2, "postgresql://x", rate=500, log_prefix="/tmp/r"
+        )
         self.assertIn("--rate", argv)
         self.assertEqual(argv[argv.index("--rate") + 1], "500")
         self.assertEqual(argv[argv.index("--log-prefix") + 1], "/tmp/r")
@@ -60,18 +62,27 @@ class PgbenchTests(unittest.TestCase):
         self.assertEqual(argv[-1], "postgresql://x")
 
     def test_log_latencies_skip_skipped_and_failed(self):
-        lines = ["0 1 1500 0 1764612000 123456 20\n",
-                 "1 1 skipped 0 1764612000 123457 9000\n",
-                 "2 1 failed 0 1764612000 123458 10\n",
-                 "0 2 700 0 1764612000 223456 5\n",
-                 "\n"]
+        lines = [
+            "0 1 1500 0 1764612000 123456 20\n",
+            "1 1 skipped 0 1764612000 123457 9000\n",
+            "2 1 failed 0 1764612000 123458 10\n",
+            "0 2 700 0 1764612000 223456 5\n",
+            "\n",
+        ]
         self.assertEqual(loadgen.parse_pgbench_log(lines), [1500, 700])
 
     def test_percentiles_in_ms(self):
         latencies = list(range(1000, 101000, 1000))  # 1 ms .. 100 ms, 100 values
         percentiles = loadgen.latency_percentiles_ms(latencies)
-        self.assertEqual((percentiles["p50_ms"], percentiles["p90_ms"], percentiles["p99_ms"], percentiles["p999_ms"]),
-                         (50.0, 90.0, 99.0, 100.0))
+        self.assertEqual(
+            (
+                percentiles["p50_ms"],
+                percentiles["p90_ms"],
+                percentiles["p99_ms"],
+                percentiles["p999_ms"],
+            ),
+            (50.0, 90.0, 99.0, 100.0),
+        )
         self.assertIsNone(loadgen.latency_percentiles_ms([])["p50_ms"])
 
 

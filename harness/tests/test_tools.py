@@ -12,9 +12,12 @@ from harness import tools
 
 class HelperTests(unittest.TestCase):
     def test_quote_command_quotes_only_what_needs_it(self):
-        self.assertEqual(tools.quote_command(["scripts/run.sh", "--only", "types,version",
-                                              "--server-args", "--runtime per-core"]),
-                         "scripts/run.sh --only types,version --server-args '--runtime per-core'")
+        self.assertEqual(
+            tools.quote_command(
+                ["scripts/run.sh", "--only", "types,version", "--server-args", "--runtime per-core"]
+            ),
+            "scripts/run.sh --only types,version --server-args '--runtime per-core'",
+        )
 
     def test_durations(self):
         self.assertEqual(tools.fmt_duration(125), "2m05s")
@@ -25,8 +28,9 @@ class HelperTests(unittest.TestCase):
         name = os.path.basename(path)
         self.assertRegex(name, r"^\d{8}T\d{6}Z-0123456789-dirty-peer_one-quick\.json$")
         self.assertEqual(os.path.dirname(path), os.path.join(tools.ROOT, "results"))
-        self.assertTrue(re.search(r"-nocommit-bakeoff\.json$",
-                                  tools.result_path("bakeoff", "", "none", False)))
+        self.assertTrue(
+            re.search(r"-nocommit-bakeoff\.json$", tools.result_path("bakeoff", "", "none", False))
+        )
 
 
 class CleanupTests(unittest.TestCase):

@@ -21,8 +21,9 @@ class SelectTests(unittest.TestCase):
 class PgbenchScriptTests(unittest.TestCase):
     def test_comments_dropped_and_parameters_become_variables(self):
         sql = "-- a comment with $1\nSELECT a FROM t\n  -- another\nWHERE b = $1 AND c = $12\n"
-        self.assertEqual(workloads.sql_to_pgbench(sql),
-                         "SELECT a FROM t\nWHERE b = :p1 AND c = :p12\n;\n")
+        self.assertEqual(
+            workloads.sql_to_pgbench(sql), "SELECT a FROM t\nWHERE b = :p1 AND c = :p12\n;\n"
+        )
 
     def test_random_contact_draws_an_id_per_transaction(self):
         script = workloads.pgbench_script(workloads.BY_NAME["contact_random"], 500)
@@ -31,8 +32,10 @@ class PgbenchScriptTests(unittest.TestCase):
         self.assertNotIn("--", script)
 
     def test_fixed_parameters_as_definitions(self):
-        self.assertEqual(workloads.pgbench_variables(workloads.BY_NAME["fetch_starts"]),
-                         ["p1=10", "p2=0", "p3=m"])
+        self.assertEqual(
+            workloads.pgbench_variables(workloads.BY_NAME["fetch_starts"]),
+            ["p1=10", "p2=0", "p3=m"],
+        )
         self.assertEqual(workloads.pgbench_variables(workloads.BY_NAME["contact_random"]), [])
 
     def test_pipeline_mode_wraps_depth_statements(self):
@@ -44,7 +47,9 @@ class PgbenchScriptTests(unittest.TestCase):
 
     def test_wrk_arguments_fill_in_the_contact_count(self):
         self.assertEqual(workloads.wrk_arguments(workloads.BY_NAME["contact_random"], 777), ["777"])
-        self.assertEqual(workloads.wrk_arguments(workloads.BY_NAME["version_pipelined"], 777), ["16"])
+        self.assertEqual(
+            workloads.wrk_arguments(workloads.BY_NAME["version_pipelined"], 777), ["16"]
+        )
 
 
 if __name__ == "__main__":
