@@ -213,9 +213,12 @@ def oha_argv(oha, url, seconds, rate, connections, urls_file=None):
 
 
 def parse_oha(text):
-    """oha's JSON → {requests, ok, errors, duration_s, rps, p50_ms .. p999_ms}.
-    oha gives times in seconds; latencies here are from each request's
-    intended send time (--latency-correction)."""
+    """oha's JSON → {requests, ok, errors, aborted_at_end, duration_s, rps,
+    p50_ms .. p999_ms}. oha gives times in seconds; latencies here are from
+    each request's intended send time (--latency-correction). Requests still
+    in flight when the duration ends ("aborted due to deadline") are no
+    errors of the server: counted apart, and in neither the rate nor the
+    latencies."""
     start = text.find("{")
     if start < 0:
         raise ValueError("no JSON in the oha output")
@@ -224,7 +227,9 @@ def parse_oha(text):
     statuses = {
         int(status): count for status, count in (doc.get("statusCodeDistribution") or {}).items()
     }
-    errors = sum((doc.get("errorDistribution") or {}).values())
+    error_kinds = doc.get("errorDistribution") or {}
+    aborted = sum(count for kind, count in error_kinds.items() if "aborted due to deadline" in kind)
+    errors = sum(error_kinds.values()) - aborted
     answered = sum(statuses.values())
     percentiles = doc.get("latencyPercentiles") or {}
 
@@ -237,6 +242,7 @@ def parse_oha(text):
         "requests": answered,
         "ok": sum(count for status, count in statuses.items() if 200 <= status < 300),
         "errors": errors,
+        "aborted_at_end": aborted,
         "duration_s": duration,
         "rps": answered / duration if duration else None,
         "p50_ms": ms("p50"),

@@ -566,7 +566,7 @@ class Run:
         seconds = options.fixed_rate_duration
         urls_file = None
         if workload.name == "contact_random":
-            # Every id once, in random order: oha picks one line per request.
+            # Every id once: oha picks a line at random for each request.
             urls_file = os.path.join(self.tmp, "contact-urls.txt")
             if not os.path.exists(urls_file):
                 with open(urls_file, "w", encoding="utf-8") as file:

@@ -86,5 +86,50 @@ class PgbenchTests(unittest.TestCase):
         self.assertIsNone(loadgen.latency_percentiles_ms([])["p50_ms"])
 
 
+class OhaTests(unittest.TestCase):
+    def test_json_output_of_a_fixed_rate_run(self):
+        # contact_random at -q 500 for 2 s (--quick): 1000 answers, all 200;
+        # 4 requests still in flight at the deadline, which oha lists as
+        # errors and which are none of the server's.
+        figures = loadgen.parse_oha(sample("oha-contact_random.txt"))
+        self.assertEqual((figures["requests"], figures["ok"]), (1000, 1000))
+        self.assertEqual((figures["errors"], figures["aborted_at_end"]), (0, 4))
+        self.assertAlmostEqual(figures["duration_s"], 2.007078386)
+        self.assertAlmostEqual(figures["rps"], 1000 / 2.007078386)
+        self.assertAlmostEqual(figures["p99_ms"], 5.17628)
+        self.assertAlmostEqual(figures["p999_ms"], 6.02871)
+
+    def test_real_errors_are_counted(self):
+        text = ('{"summary": {"total": 1.0}, "latencyPercentiles": {"p50": 0.001},'
+                ' "statusCodeDistribution": {"200": 8, "503": 2},'
+                ' "errorDistribution": {"connection refused": 3, "aborted due to deadline": 1}}')
+        figures = loadgen.parse_oha(text)
+        self.assertEqual((figures["requests"], figures["ok"], figures["errors"]), (10, 8, 3))
+        self.assertEqual(figures["aborted_at_end"], 1)
+        self.assertIsNone(figures["p99_ms"])
+
+    def test_the_command_line(self):
+        argv = loadgen.oha_argv("oha", "http://h:1/types", 5, 500, 64)
+        self.assertEqual(argv[1:5], ["-z", "5s", "-q", "500"])
+        self.assertIn("--latency-correction", argv)
+        self.assertEqual(argv[-1], "http://h:1/types")
+        argv = loadgen.oha_argv("oha", "http://h:1/contacts/", 5, 500, 64, "/tmp/urls.txt")
+        self.assertEqual(argv[-2:], ["--urls-from-file", "/tmp/urls.txt"])
+
+
+class PgbenchRateLogTests(unittest.TestCase):
+    def test_the_latency_log_of_a_fixed_rate_run(self):
+        # types at --rate 500 for 2 s; the expected values were read with
+        # awk and sort -n from the same file: 785 transactions, the 393rd
+        # is 676 µs, the 778th 36716 µs, the last 57911 µs.
+        with open(os.path.join(DATA, "pgbench-rate-log-types.txt"), encoding="utf-8") as file:
+            latencies = loadgen.parse_pgbench_log(file.readlines())
+        self.assertEqual(len(latencies), 785)
+        percentiles = loadgen.latency_percentiles_ms(latencies)
+        self.assertAlmostEqual(percentiles["p50_ms"], 0.676)
+        self.assertAlmostEqual(percentiles["p99_ms"], 36.716)
+        self.assertAlmostEqual(percentiles["p999_ms"], 57.911)
+
+
 if __name__ == "__main__":
     unittest.main()
