@@ -284,6 +284,9 @@ class Run:
             if not noise.is_noisy(busy, options.noise_threshold):
                 break
             more = attempt < options.max_retries
+            if more:
+                # The time left in the progress lines grows by the retry.
+                self.planned += seconds
             warn(
                 f"{what}: other work used {busy.other_cores:.2f} cores during the window "
                 f"(gate {options.noise_threshold:g}){': measuring it again' if more else ''}"
