@@ -273,6 +273,8 @@ class Run:
             start = time.monotonic()
             result = measure()
             seconds = time.monotonic() - start
+            if attempt > 0:
+                self.done += seconds  # a retry: planned when it was decided, below
             cpu_after = self.accounting.usage_ns()
             stat_after = noise.read_proc_stat()
             used_all = cpu.deltas(cpu_before, cpu_after)
