@@ -1,8 +1,12 @@
 # shellcheck shell=bash
 # Many globals here are read only by the scripts that source this file.
 # shellcheck disable=SC2034
-# scripts/lib.sh: the shell functions that scripts/run.sh, scripts/flamegraph.sh
-# and scripts/pin.sh share. Sourced, never run.
+# scripts/lib.sh: the shell functions that the scripts not yet moved into the
+# Python harness share (compare.sh, flamegraph.sh, pin.sh, allocators.sh,
+# check_openapi.sh, check_docker.sh). Sourced, never run. scripts/run.sh is
+# the harness's entry point now (harness/, `python3 -m harness run`), with
+# its own copy of the workload table (harness/workloads.py): keep the two
+# alike until these scripts move too.
 #
 # What it holds: the workload table, tool checks (and installs), the run's temp
 # dir and its cleanup, a throwaway PostgreSQL, the server, a throwaway nginx,

@@ -1,0 +1,238 @@
+"""The markdown that run.sh prints on stdout: the table at saturation (with
+spreads and CPU per request), the table at fixed offered rates, and notes."""
+
+import os
+
+
+def fmt_us(us):
+    if us is None:
+        return "-"
+    if us < 1000:
+        return f"{us:.0f}µs"
+    if us < 1_000_000:
+        return f"{us / 1000:.2f}ms"
+    return f"{us / 1e6:.2f}s"
+
+
+def fmt_ms(ms):
+    return "-" if ms is None else fmt_us(ms * 1000.0)
+
+
+def fmt_rps(rps):
+    return "-" if rps is None else f"{rps:.0f}"
+
+
+def fmt_cpu(value):
+    """CPU µs per request: 3 significant figures are as many as it holds."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def fmt_spread(pct):
+    return "-" if pct is None else f"{pct:.0f}%"
+
+
+def _table(head, align, rows):
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def saturation_table(doc):
+    runs = doc["params"].get("runs", 1)
+    head = ["workload", "req/s"]
+    if runs > 1:
+        head += [f"min–max ({runs} runs)", "spread"]
+    head += [
+        "p50",
+        "p99",
+        "max",
+        "non-2xx",
+        "socket errors",
+        "CPU µs/req server",
+        "database",
+        "load gen",
+        "total",
+        "ceiling",
+        "ceiling req/s",
+        "ceiling CPU µs/req",
+        "ratio",
+        "pipelined DB req/s",
+        "ratio (pipelined)",
+    ]
+    align = ["---:"] * len(head)
+    align[0] = "---"
+    align[head.index("ceiling")] = "---"
+    rows = []
+    for workload in doc["workloads"]:
+        summary = workload["summary"]
+        errors = summary["socket_errors"]
+        total = sum(errors.values())
+        err_cell = str(total)
+        if total:
+            err_cell += (
+                " (" + ", ".join(f"{kind} {count}" for kind, count in errors.items() if count) + ")"
+            )
+        row = [workload["name"], fmt_rps(workload["median"])]
+        if runs > 1:
+            row += [
+                f"{workload['min']:.0f}–{workload['max']:.0f}"
+                if workload["min"] is not None
+                else "-",
+                fmt_spread(workload["spread_pct"]),
+            ]
+        cpu = workload["cpu_us_per_request"]
+        ceiling = workload["ceiling_figures"] or {}
+        ceiling_cpu = (ceiling.get("cpu_us_per_request") or {}).get("total")
+        row += [
+            fmt_us(summary["latency_us"]["p50"]),
+            fmt_us(summary["latency_us"]["p99"]),
+            fmt_us(summary["latency_us"]["max"]),
+            str(summary["non_2xx"]),
+            err_cell,
+            fmt_cpu(cpu["server"]),
+            fmt_cpu(cpu["database"]),
+            fmt_cpu(cpu["load_generator"]),
+            fmt_cpu(cpu["total"]),
+            workload["ceiling"]
+            if workload["ceiling"] != "none"
+            else ("skipped" if workload.get("ceiling_skipped") else "-"),
+            fmt_rps(ceiling.get("median"))
+            + (
+                f" ±{ceiling['spread_pct']:.0f}%"
+                if runs > 1 and ceiling.get("spread_pct") is not None
+                else ""
+            ),
+            fmt_cpu(ceiling_cpu),
+            f"{workload['ratio_to_ceiling']:.2f}"
+            if workload["ratio_to_ceiling"] is not None
+            else "-",
+            fmt_rps((workload.get("pipeline_ceiling_figures") or {}).get("median"))
+            + (" (limit)" if workload.get("physical_limit") == "pipeline" else ""),
+            f"{workload['ratio_to_pipeline_ceiling']:.2f}"
+            if workload.get("ratio_to_pipeline_ceiling") is not None
+            else "-",
+        ]
+        rows.append(row)
+    return _table(head, align, rows)
+
+
+def fixed_rate_table(doc):
+    """One row per DB workload and offered rate; None when none was measured."""
+    head = [
+        "workload",
+        "rate",
+        "offered/s",
+        "achieved/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "errors",
+        "CPU µs/req server",
+        "database",
+        "load gen",
+        "total",
+        "pgbench p50",
+        "pgbench p99",
+        "pgbench DB µs/req",
+    ]
+    align = ["---", "---"] + ["---:"] * (len(head) - 2)
+    rows = []
+    for workload in doc["workloads"]:
+        database = {row["label"]: row for row in workload.get("database_fixed_rate", [])}
+        for row in workload.get("fixed_rate", []):
+            cpu = row["cpu_us_per_request"]
+            db = database.get(row["label"], {})
+            rows.append(
+                [
+                    workload["name"],
+                    row["label"],
+                    fmt_rps(row["offered_rps"]),
+                    fmt_rps(row["achieved_rps"]),
+                    fmt_ms(row["p50_ms"]),
+                    fmt_ms(row["p90_ms"]),
+                    fmt_ms(row["p99_ms"]),
+                    fmt_ms(row["p999_ms"]),
+                    str(row["errors"]),
+                    fmt_cpu(cpu["server"]),
+                    fmt_cpu(cpu["database"]),
+                    fmt_cpu(cpu["load_generator"]),
+                    fmt_cpu(cpu["total"]),
+                    fmt_ms(db.get("p50_ms")),
+                    fmt_ms(db.get("p99_ms")),
+                    fmt_cpu((db.get("cpu_us_per_request") or {}).get("database")),
+                ]
+            )
+    return _table(head, align, rows) if rows else None
+
+
+def notes(doc, out_path):
+    lines = []
+    for workload in doc["workloads"]:
+        summary = workload["summary"]
+        if summary["requests"] and summary["non_2xx"]:
+            lines.append(
+                f"**{workload['name']}: {summary['non_2xx']} of {summary['requests']} responses "
+                f"({100 * summary['non_2xx'] / summary['requests']:.1f}%) had status >= 400**; "
+                f"req/s counts them, successful ones alone: {fmt_rps(summary['rps_2xx']['median'])}/s"
+            )
+        errors = sum(summary["socket_errors"].values())
+        if errors:
+            lines.append(
+                f"**{workload['name']}: {errors} socket errors** "
+                f"({', '.join(f'{kind} {count}' for kind, count in summary['socket_errors'].items() if count)})"
+            )
+    skipped = sorted(
+        {
+            workload["ceiling_skipped"]
+            for workload in doc["workloads"]
+            if workload.get("ceiling_skipped")
+        }
+    )
+    lines += [f"ceiling skipped: {reason}" for reason in skipped]
+    noise = doc.get("noise", {})
+    threshold = doc["params"].get("noise_threshold_cores")
+    if noise.get("other_cores_max") is not None:
+        line = (
+            f"noise: other work used up to {noise['other_cores_max']:.2f} cores in a window "
+            f"(gate {threshold} cores); {noise['retries']} window(s) measured again"
+        )
+        if noise["noisy_kept"]:
+            line = f"**{line}; {noise['noisy_kept']} kept noisy after the retry limit**"
+        lines.append(line)
+    cpu = doc.get("cpu", {})
+    if cpu.get("method"):
+        lines.append(f"CPU per request: {cpu['method']}, {cpu.get('note')}")
+    rss = doc.get("server", {}).get("peak_rss_kib")
+    if rss not in (None, ""):
+        lines.append(f"server peak RSS (VmHWM): {int(rss) / 1024:.1f} MiB")
+    banner = doc.get("server", {}).get("banner")
+    if banner:
+        lines.append(f"server: {banner}")
+    params = doc["params"]
+    lines.append(
+        f"wrk: {params.get('connections')} connections, {params.get('threads')} threads, "
+        f"{params.get('duration_s')} s per workload and per ceiling, {params.get('runs')} run(s), "
+        f"interleaved; {params.get('contacts')} contacts"
+    )
+    pins = ", ".join(
+        f"{who} on CPUs {cpus}" for who, cpus in (params.get("pin") or {}).items() if cpus
+    )
+    if pins:
+        lines.append(f"pinned: {pins}")
+    lines.append(f"results: {os.path.relpath(out_path)}")
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def markdown(doc, out_path):
+    parts = [saturation_table(doc)]
+    fixed = fixed_rate_table(doc)
+    if fixed:
+        parts.append(
+            "At fixed offered rates (oha, open model, latency from the intended send "
+            "time; pgbench --rate on the same SQL for the database alone):\n\n" + fixed
+        )
+    parts.append(notes(doc, out_path))
+    return "\n\n".join(parts)
