@@ -99,6 +99,11 @@ pub async fn serve(
     // none per request.
     let slots = options.connection_slots;
     let mut connections = JoinSet::new();
+    // Told to each of this loop's connections when the server stops. Its
+    // own channel, not `shutdown`: a connection's task polls it on every
+    // wake-up, which takes the channel's lock, and one channel per loop
+    // keeps that lock on this loop's core.
+    let (closing, closed) = watch::channel(false);
 
     'serving: loop {
         // Finished connections are reaped as the loop goes, so the set
@@ -140,7 +145,7 @@ pub async fn serve(
         };
         let socket = Coalescing::new(stream, options.limits, Arc::clone(&activity));
         let connection = http.serve_connection(TokioIo::new(socket), service);
-        let mut stopping = shutdown.clone();
+        let mut stopping = closed.clone();
         metrics::add_open_connections(1);
         memory::connection_opened();
         connections.spawn(async move {
@@ -166,6 +171,7 @@ pub async fn serve(
     }
 
     drop(listener);
+    let _ = closing.send(true);
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(options.drain_timeout, drained)
         .await
