@@ -21,6 +21,8 @@ const CONFIG_VARS: &[&str] = &[
     "STATEMENT_TIMEOUT_MS",
     "HEADER_READ_TIMEOUT_S",
     "DRAIN_TIMEOUT_S",
+    "MAX_HEAD_BYTES",
+    "WRITE_TIMEOUT_S",
     "MAX_CONNECTIONS",
     "FIB_QUEUE",
     "RUNTIME",

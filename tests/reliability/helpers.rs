@@ -186,3 +186,31 @@ pub(crate) fn seed(cluster: &pg::Cluster, contacts: u32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Shrinks `stream`'s receive buffer (and so the window it advertises), so
+/// that a server writing to a client that does not read blocks soon.
+pub(crate) fn small_receive_buffer(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let small: libc::c_int = 16 * 1024;
+    // SAFETY: setsockopt on our own socket with a valid int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF: {}", io::Error::last_os_error());
+}
+
+/// Bytes received on `stream` and not read yet.
+pub(crate) fn unread_bytes(stream: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", io::Error::last_os_error());
+    n as usize
+}

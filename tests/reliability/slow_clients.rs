@@ -12,8 +12,8 @@ use testkit::http::{self, Conn};
 
 use crate::KIT;
 use crate::helpers::{
-    figure, ms, open_fds, quantile, rss_kib, serial, spread, timed_get, try_connect, url_with,
-    wait_for_200,
+    figure, ms, open_fds, quantile, rss_kib, serial, small_receive_buffer, spread, timed_get,
+    try_connect, unread_bytes, url_with, wait_for_200,
 };
 
 /// Latencies of `target`, asked `count` times on one keep-alive connection,
@@ -380,18 +380,7 @@ fn a_client_that_never_reads_does_not_hold_a_database_connection() {
         let rss_before = rss_kib(server.pid());
         let mut stuck = Conn::connect(addr);
         // A small receive window, so the server's writes block sooner.
-        let small: libc::c_int = 16 * 1024;
-        // SAFETY: setsockopt on our own socket with a valid int.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            libc::setsockopt(
-                stuck.stream().as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&small as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        small_receive_buffer(stuck.stream());
         let batch: Vec<u8> = (0..PIPELINED)
             .flat_map(|_| http::request_bytes("GET", target))
             .collect();
@@ -467,14 +456,4 @@ fn a_client_that_never_reads_does_not_hold_a_database_connection() {
         );
         assert_eq!(got, PIPELINED * one_page);
     }
-}
-
-/// Bytes received on `stream` and not read yet.
-fn unread_bytes(stream: &TcpStream) -> usize {
-    use std::os::fd::AsRawFd;
-    let mut count: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut count) };
-    assert_eq!(rc, 0, "FIONREAD: {}", io::Error::last_os_error());
-    count as usize
 }

@@ -13,8 +13,8 @@ use testkit::pg;
 use crate::KIT;
 use crate::database_health::pool_gauge;
 use crate::helpers::{
-    assert_503, figure, lock_contacts, ms, pg_client, quantile, seed, serial, spread, timed_get,
-    url_with, wait_for_200,
+    assert_503, figure, lock_contacts, ms, pg_client, quantile, seed, serial, small_receive_buffer,
+    spread, timed_get, unread_bytes, url_with, wait_for_200,
 };
 use crate::shutdown::wait_for_lock_waiters;
 
@@ -307,8 +307,6 @@ fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
     wait_for_200(address, "/types", Duration::from_secs(10));
     let target = "/contacts/for?limit=200";
     let page = http::get(address, target).body.len();
-    let open = || pool_gauge(address, "bakeoff_open_connections");
-    let baseline = open();
     // Enough answers to fill both sockets' buffers many times over.
     let batch = |count: usize| -> Vec<u8> {
         (0..count)
@@ -316,9 +314,11 @@ fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
             .collect()
     };
     let mut stuck = Conn::connect(address);
+    // A small receive window, so the server's writes block soon.
+    small_receive_buffer(stuck.stream());
     stuck.send(&batch(300));
     let mut slow = Conn::connect(address);
-    const SLOW_PAGES: usize = 60;
+    const SLOW_PAGES: usize = 100;
     slow.send(&batch(SLOW_PAGES));
     let slow_reader = thread::spawn(move || {
         let mut pages = 0;
@@ -334,31 +334,66 @@ fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
         }
         pages
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let started = Instant::now();
-    while open() > baseline + 1 {
+    // The server is stuck writing to it once the bytes waiting for it stop
+    // growing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut waiting, mut still) = (0, 0);
+    while still < 5 {
+        thread::sleep(Duration::from_millis(100));
+        let now = unread_bytes(stuck.stream());
+        (waiting, still) = if now == waiting {
+            (now, still + 1)
+        } else {
+            (now, 0)
+        };
         assert!(
             Instant::now() < deadline,
-            "{test}: the connection that stopped reading is still open after 10 s \
-             (write timeout 1 s)"
+            "{test}: the server never stopped writing"
         );
-        thread::sleep(Duration::from_millis(100));
     }
-    let cut_off = started.elapsed();
+    let stuck_since = Instant::now() - Duration::from_millis(500);
+    // Nothing is read from it now (reading is progress, which the timeout
+    // allows): the server's own count must drop, the slow reader's
+    // connection still open.
+    assert!(
+        open_connections_below(address, 3, Duration::from_secs(6)),
+        "{test}: the client that stopped reading was not cut off (write timeout 1 s)"
+    );
+    let cut_off = stuck_since.elapsed();
+    assert!(
+        !slow_reader.is_finished(),
+        "{test}: the slow reader finished first, so the count proves nothing"
+    );
+    // Its socket: what was sent before, then the end of the stream or a reset.
     let mut stream = stuck.stream().try_clone().unwrap();
     assert!(
-        closed_within(&mut stream, Duration::from_secs(5)),
-        "{test}: the stuck client's socket was not closed"
+        closed_within(&mut stream, Duration::from_secs(4)),
+        "{test}: the client that stopped reading still has an open socket"
     );
     assert_eq!(slow_reader.join().unwrap(), SLOW_PAGES);
     figure(
         test,
         format!(
             "WRITE_TIMEOUT_S=1: a client that pipelined 300 pages ({:.1} MB) and never read \
-             was cut off {:.1} s after it sent them; a reader taking a page every 100 ms got all \
-             {SLOW_PAGES} pages",
+             was cut off {:.1} s after the server got stuck writing to it; a reader taking a \
+             page every 100 ms got all {SLOW_PAGES} pages",
             (300 * page) as f64 / 1e6,
             cut_off.as_secs_f64()
         ),
     );
+}
+
+/// Polls `/metrics` until it counts fewer than `limit` open connections (its
+/// own included), at most `wait`.
+fn open_connections_below(address: SocketAddr, limit: u64, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if pool_gauge(address, "bakeoff_open_connections") < limit {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
 }
