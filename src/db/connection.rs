@@ -110,13 +110,21 @@ impl ManageConnection for Manager {
     type Error = tokio_postgres::Error;
 
     async fn connect(&self) -> Result<Connection, tokio_postgres::Error> {
+        // Only the connection itself tells whether the database is reachable:
+        // a session set-up or a prepare that fails on an open connection
+        // (one blocked by a lock until its statement timeout, say) does not.
         let began = self.health.now();
-        let opened = self.open().await;
-        match &opened {
-            Ok(_) => self.health.connected(),
-            Err(_) => self.health.connect_failed(began),
-        }
-        opened
+        let client = match self.inner.connect().await {
+            Ok(client) => {
+                self.health.connected();
+                client
+            }
+            Err(error) => {
+                self.health.connect_failed(began);
+                return Err(error);
+            }
+        };
+        self.set_up(client).await
     }
 
     async fn is_valid(&self, connection: &mut Connection) -> Result<(), tokio_postgres::Error> {
@@ -129,8 +137,8 @@ impl ManageConnection for Manager {
 }
 
 impl Manager {
-    async fn open(&self) -> Result<Connection, tokio_postgres::Error> {
-        let client = self.inner.connect().await?;
+    /// Sets the session up and prepares the statements on a new client.
+    async fn set_up(&self, client: Client) -> Result<Connection, tokio_postgres::Error> {
         // Set and prepared concurrently: tokio-postgres pipelines the
         // messages into one round trip.
         let settings = async {

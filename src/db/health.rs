@@ -2,7 +2,8 @@
 //! once during an outage instead of each waiting the checkout timeout.
 //!
 //! The database is *down* when a connection attempt failed that began after
-//! the last one that succeeded; a pool fails fast only when, besides, it
+//! the last one that succeeded (the connection itself: a prepare that fails
+//! on an open connection says the database is up); a pool fails fast only when, besides, it
 //! holds no usable connection (see `Pool::connection`). One `Health` serves
 //! every pool of the process (one per core, and the `starts` pages' own), so
 //! that the first connection that succeeds anywhere ends the fast failures

@@ -131,7 +131,9 @@ impl Pool {
             });
         let shared = (options.mode == PoolMode::Shared)
             .then(|| SharedSlots::new(size, pool.clone(), Arc::clone(&health)));
-        tokio::spawn(sweep(pool.clone(), shared.clone()));
+        if let Some(shared) = &shared {
+            tokio::spawn(sweep(Arc::clone(shared)));
+        }
         Pool {
             pool,
             shared,
@@ -223,36 +225,22 @@ impl Pool {
     }
 }
 
-/// How often a pool looks for connections that closed while no request
-/// used them.
+/// How often shared slots are looked at for connections that closed while
+/// no request used them.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Replaces, once a second, the connections that closed while no request
-/// used them (a restart of the database, a killed backend): without it, a
-/// pool no request asks for would keep dead connections, and count them
-/// open in `/metrics`, until a request came. A flag read per connection, no
-/// round trip. Ends with its runtime.
-async fn sweep(pool: bb8::Pool<Manager>, shared: Option<Arc<SharedSlots>>) {
+/// Replaces, once a second, the shared connections that closed while no
+/// request used them (a restart of the database, a killed backend): without
+/// it, a pool no request asks for would keep dead connections, and count
+/// them open in `/metrics`, until a request came. A flag read per slot, no
+/// round trip. Ends with its runtime. (An exclusive pool finds its closed
+/// connections when a request checks one out, and replaces them then.)
+async fn sweep(shared: Arc<SharedSlots>) {
     let mut ticks = tokio::time::interval(SWEEP_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match &shared {
-            Some(shared) => shared.sweep(),
-            None => {
-                // The idle connections, each checked out at once (none
-                // waits) and dropped if closed: bb8 then opens another.
-                let idle = pool.state().idle_connections;
-                let mut held = Vec::with_capacity(idle as usize);
-                for _ in 0..idle {
-                    match tokio::time::timeout(Duration::ZERO, pool.get()).await {
-                        Ok(Ok(connection)) if !connection.is_closed() => held.push(connection),
-                        Ok(Ok(_closed)) => {}
-                        _ => break,
-                    }
-                }
-            }
-        }
+        shared.sweep();
     }
 }
 

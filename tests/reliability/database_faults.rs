@@ -325,9 +325,15 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
         thread::sleep(Duration::from_millis(50));
         let (types_latency, types) = timed_get(addr, "/types");
         let types = types.expect("/types while contacts is locked");
+        if types.status != 200 {
+            // The log is read from the pipe by another thread: let it catch up.
+            thread::sleep(Duration::from_millis(300));
+        }
         assert_eq!(
-            types.status, 200,
-            "{mode}: /types while contacts is locked: {types}"
+            types.status,
+            200,
+            "{mode}: /types while contacts is locked, after {types_latency:?}: {types}\nserver log:\n{}",
+            server.stderr()
         );
         // At most the stuck query's 500 ms, plus a margin for a loaded machine.
         assert!(
@@ -400,7 +406,13 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
             thread::sleep(Duration::from_millis(100));
         }
         let (free_latency, response) = timed_get(addr, "/types");
-        assert_eq!(response.unwrap().status, 200);
+        let response = response.unwrap();
+        assert_eq!(
+            response.status,
+            200,
+            "{mode}: /types after the timeouts, after {free_latency:?}: {response}\nserver log:\n{}",
+            server.stderr()
+        );
         // Not the 1 s pool timeout: the connection was free.
         assert!(
             free_latency < Duration::from_millis(800),
@@ -408,6 +420,12 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
         );
         tx.commit().unwrap();
         let response = http::get(addr, "/contacts/1");
+        assert_eq!(
+            response.status,
+            200,
+            "{mode}: /contacts/1 after the lock: {response}\nserver log:\n{}",
+            server.stderr()
+        );
         testkit::assert_body(
             "/contacts/1 after the lock",
             &response,

@@ -397,3 +397,36 @@ fn open_connections_below(address: SocketAddr, limit: u64, wait: Duration) -> bo
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A database that accepts connections but cannot prepare the statements
+/// (a lock held on `contacts` until each prepare's statement timeout) is up,
+/// not down: the server must not fail fast for it, and serves as soon as
+/// the lock goes.
+#[test]
+fn a_prepare_blocked_by_a_lock_is_not_an_outage() {
+    let _serial = serial();
+    let test = "prepare blocked by a lock";
+    let mut locker = pg_client();
+    let lock = lock_contacts(&mut locker);
+    let server = KIT.start_server(
+        &url_with("blocked_prepare"),
+        &[("STATEMENT_TIMEOUT_MS", "200"), ("POOL_TIMEOUT_MS", "1000")],
+    );
+    // Several rounds of prepares have failed by now.
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        pool_gauge(server.addr, "bakeoff_pool_down"),
+        0,
+        "{test}: the server takes a prepare that failed on an open connection for an outage"
+    );
+    lock.commit().unwrap();
+    let recovery = wait_for_200(server.addr, "/types", Duration::from_secs(5));
+    figure(
+        test,
+        format!(
+            "contacts locked while the pools opened (statement timeout 200 ms): \
+             bakeoff_pool_down stayed 0; /types 200 {:.0} ms after the lock went",
+            ms(recovery)
+        ),
+    );
+}
