@@ -460,23 +460,9 @@ class Run:
                     f"{workload.name} (pgbench)", lambda: self.pgbench(workload, options.duration)
                 )
                 if figures:
-                    measurement = self.record(
-                        workload,
-                        run,
-                        "ceiling",
-                        "pgbench",
-                        "pgbench",
-                        "",
-                        figures,
-                        used,
-                        kept,
-                        None,
+                    self.record_pgbench(
+                        workload, run, "ceiling", "pgbench", figures, script, used, kept
                     )
-                    with open(script, encoding="utf-8") as file:
-                        measurement.script = file.read()
-                    measurement.variables = pgbench_variables(workload)
-                    measurement.pgoptions = workload.pgoptions
-                    self.measurements.append(measurement)
                 if options.pipeline_depth:
                     self.measure_pipeline_ceiling(run, index, workload)
 
@@ -517,17 +503,15 @@ class Run:
             requests=(figures["requests"] or 0) * options.pipeline_depth,
             rps=figures["rps"] * options.pipeline_depth,
         )
+        self.record_pgbench(
+            workload, run, "ceiling_pipeline", "pgbench-pipeline", figures, script, used, kept
+        )
+
+    def record_pgbench(self, workload, run, role, target, figures, script, used, kept):
+        """Records a pgbench window with the script, variables and session
+        options it ran with."""
         measurement = self.record(
-            workload,
-            run,
-            "ceiling_pipeline",
-            "pgbench",
-            "pgbench-pipeline",
-            "",
-            figures,
-            used,
-            kept,
-            None,
+            workload, run, role, "pgbench", target, "", figures, used, kept, None
         )
         with open(script, encoding="utf-8") as file:
             measurement.script = file.read()
