@@ -368,7 +368,23 @@ def cmd_table(options, _argv):
             f"{options.file}: schema {doc.get('schema_version', doc.get('schema'))}, "
             f"not {results.SCHEMA_VERSION}"
         )
-    print(report.markdown(doc, options.file))
+    if doc.get("kind") == "compare":
+        from harness import study_report
+
+        print(study_report.markdown(doc, options.file))
+    else:
+        print(report.markdown(doc, options.file))
+    return 0
+
+
+def cmd_agree(options, _argv):
+    from harness import agreement, results
+
+    if len(options.files) < 2:
+        raise Fatal("agree needs at least two results files")
+    docs = [results.read_json(path) for path in options.files]
+    names = [f"{doc.get('label') or os.path.basename(path)}" for doc, path in zip(docs, options.files)]
+    print(agreement.markdown(agreement.compare(docs), names))
     return 0
 
 
@@ -380,13 +396,176 @@ def cmd_chart(options, _argv):
     return 0
 
 
+COMPARE_DESCRIPTION = """\
+The bake-off: the Rust reference and every variant of peers/ (peers/README.md),
+measured the way run.sh measures one server, on one throwaway PostgreSQL
+seeded with `bakeoff seed`, with the same parameters for all. Measured in
+rounds: every system in turn, then again (--runs), each started afresh in
+each round and stopped after it with nothing left behind, so that a drift of
+the machine falls on all alike. The ceilings (nginx, pgbench plain and
+pipelined) are measured in every round beside the first system.
+
+For each system and workload: requests/s at saturation (wrk) with the spread
+over the rounds, CPU µs per request of the system, PostgreSQL and the load
+generator, latency at fixed offered rates (oha: fractions of the system's own
+capacity and one common rate), the peak count of PostgreSQL backends, the
+same workloads at other connection counts, /types beside /fibonacci/25
+(--mixed-fib-rate), and, with --pooler, every system behind PgBouncer in
+transaction mode. conformance.py checks each system once. peers/setup.sh
+installs the peers first (idempotent). A peer that cannot run here (its
+start.sh exits 69, e.g. no PyPy) is listed as unavailable, and is no failure.
+
+Prints the markdown on stdout, progress on stderr; writes
+results/compare-<date>-<commit>[-dirty][-quick][-pooler].{json,md} and the
+charts beside them.
+"""
+
+COMPARE_EPILOG = """\
+Implementations: {systems}
+Workloads: {workloads}
+
+Time: a full comparison (3 rounds, 10 systems, 5 s windows, fixed rates at
+4 fractions and the common rate, connection counts, mixed load, asyncpg's
+split) takes about 2 hours; --quick about 8 minutes after the set-up.
+--pooler both doubles the systems.
+
+Examples:
+  scripts/compare.sh --quick
+  scripts/compare.sh --runs 3
+  scripts/compare.sh --impls reference,go_pgx,fastapi_asyncpg --only types,fetch100 --runs 2
+  scripts/compare.sh --pooler both --impls reference,fastapi_asyncpg,django_gthread
+"""
+
+
+def level_list(text):
+    """'16,256' -> [16, 256]; '' or 'none' -> []."""
+    if text in ("", "none"):
+        return []
+    return [positive_int(part) for part in text.split(",")]
+
+
+def compare_parser(sub, prog):
+    from harness.systems import SYSTEMS
+    from harness.workloads import WORKLOADS
+
+    subparser = sub.add_parser(
+        "compare",
+        help="the bake-off (scripts/compare.sh)",
+        description=COMPARE_DESCRIPTION,
+        **({"prog": prog} if prog else {}),
+        epilog=COMPARE_EPILOG.format(
+            systems=" ".join(system.name for system in SYSTEMS),
+            workloads=" ".join(workload.name for workload in WORKLOADS),
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = subparser.add_argument
+    add("--impls", default="", metavar="A[,B...]", help="only these implementations (in the order above)")
+    add("--only", default="", metavar="W[,W...]", help="only these workloads")
+    add("--runs", type=positive_int, help="rounds of every system (default 3; --quick 1)")
+    add("--duration", type=positive_int, help="seconds of each saturation window (default 5)")
+    add("--warmup", type=whole_seconds, help="seconds of wrk before each window, not measured (default 2)")
+    add("--quick", action="store_true", help="a short run for CI: 1 round, 2 s windows, the common rate only, no retries")
+    add("--connections", type=positive_int, default=64, help="wrk connections = pgbench clients = oha connections (default 64)")
+    add("--threads", type=positive_int, default=2, help="wrk threads = pgbench threads (default 2)")
+    add("--contacts", type=positive_int, default=10000, help="contacts to seed (default 10000)")
+    add("--concurrency", type=level_list, metavar="C[,C...]", help="also measure types and fetch100 at these connection counts (default 16,256; --quick none)")
+    add("--mixed-fib-rate", type=non_negative_float, metavar="RPS", help="/fibonacci/25 at this rate beside /types at --common-rate (default 10; 0: not measured)")
+    add("--pooler", choices=("none", "pgbouncer", "both"), default="none", help="pgbouncer: every system behind PgBouncer in transaction mode; both: directly and behind it")
+    add("--pooler-size", type=positive_int, default=8, metavar="N", help="PgBouncer's server connections (default_pool_size, default 8)")
+    add("--no-asyncpg-split", dest="asyncpg_split", action="store_false", default=None, help="skip fastapi_asyncpg's /contacts/for split")
+    add("--no-ceilings", dest="ceilings", action="store_false", help="skip the nginx and pgbench measurements")
+    add("--no-setup", dest="setup", action="store_false", help="do not run peers/setup.sh")
+    add("--no-build", dest="build", action="store_false", help="use target/release/bakeoff as it is")
+    add("--binary", metavar="PATH", help="the reference's binary (no build)")
+    add("--server-args", default="", metavar='"..."', help="extra options for the reference's `bakeoff serve`")
+    add("--conformance-first", action="store_true", help="check conformance before measuring, not after")
+    add("--noise-threshold", type=non_negative_float, default=0.10, metavar="CORES", help="a window in which other work used more than this many cores is measured again (default 0.10)")
+    add("--max-retries", type=whole_seconds, metavar="N", help="how many times a noisy window is measured again (default 2; --quick 0)")
+    add("--no-fixed-rate", dest="fixed_rate", action="store_false", default=None, help="skip the fixed-rate windows")
+    add("--rate-fractions", type=percent_list, metavar="P[,P...]", help="offered rates in percent of each system's capacity (default 25,50,75,90; --quick none)")
+    add("--common-rate", type=whole_seconds, default=500, metavar="RPS", help="one offered rate for every system, 0 for none (default 500)")
+    add("--fixed-rate-duration", type=positive_int, metavar="S", help="seconds of each fixed-rate window (default 4; --quick 2)")
+    add("--pipeline-depth", type=whole_seconds, default=16, metavar="N", help="the database's pipelined ceiling depth (default 16; 0: not measured)")
+    add("--raw-dir", default="", metavar="DIR", help="keep every tool's raw output in DIR")
+    add("--label", default="", help="a label for this run, kept in the JSON and its file name")
+    add("--out", default="", metavar="FILE", help="write the JSON here instead of results/")
+    add("--no-charts", dest="charts", action="store_false", help="no charts")
+    add("--cpu-method", choices=("auto", "proc"), default="auto", help="auto: cgroups where writable; proc: /proc")
+    subparser.set_defaults(func=cmd_compare)
+
+
+def finish_compare_options(options):
+    defaults = {
+        "duration": 5,
+        "warmup": 2,
+        "runs": 3,
+        "max_retries": 2,
+        "rate_fractions": [25.0, 50.0, 75.0, 90.0],
+        "fixed_rate_duration": 4,
+        "fixed_rate": True,
+        "concurrency": [16, 256],
+        "mixed_fib_rate": 10.0,
+        "asyncpg_split": True,
+    }
+    if options.quick:
+        defaults.update(
+            duration=2,
+            warmup=1,
+            runs=1,
+            max_retries=0,
+            rate_fractions=[],
+            fixed_rate_duration=2,
+            concurrency=[],
+            asyncpg_split=False,
+        )
+    for key, value in defaults.items():
+        if getattr(options, key) is None:
+            setattr(options, key, value)
+    if options.threads > options.connections:
+        raise Fatal(
+            f"--threads ({options.threads}) cannot exceed --connections ({options.connections})"
+        )
+    if options.label and not re.fullmatch(r"[A-Za-z0-9._-]+", options.label):
+        raise Fatal("--label may hold only letters, digits, '.', '_' and '-'")
+    options.server_args_text = options.server_args
+    options.server_args = options.server_args.split()
+    if options.binary:
+        if not os.access(options.binary, os.X_OK):
+            raise Fatal(f"--binary: no executable at {options.binary}")
+        options.binary = os.path.abspath(options.binary)
+        options.build = False
+    else:
+        options.binary = os.path.join(ROOT, "target", "release", "bakeoff")
+    options.cpu_method = None if options.cpu_method == "auto" else options.cpu_method
+    # What runner.Run reads besides: the study never pins, nor targets.
+    options.name = ""
+    options.target = ""
+    options.transport = "tcp"
+    options.pin_server = options.pin_db = options.pin_wrk = ""
+
+
+def cmd_compare(options, argv):
+    from harness.study import Study
+
+    finish_compare_options(options)
+    Study(options, tools.quote_command(["scripts/compare.sh", *argv])).run()
+    return 0
+
+
 def parser(run_prog=None):
     ap = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     run_parser(sub, run_prog)
+    compare_parser(sub, run_prog)
     subparser = sub.add_parser("table", help="print the markdown tables of a results file")
     subparser.add_argument("file")
     subparser.set_defaults(func=cmd_table)
+    subparser = sub.add_parser(
+        "agree", help="do several run.sh results files agree? their medians side by side"
+    )
+    subparser.add_argument("files", nargs="+", metavar="FILE")
+    subparser.set_defaults(func=cmd_agree)
     subparser = sub.add_parser("chart", help="draw the charts of a results file (needs matplotlib)")
     subparser.add_argument("file")
     subparser.set_defaults(func=cmd_chart)

@@ -26,7 +26,7 @@ import time
 
 from harness.tools import warn
 
-COMPONENTS = ("server", "nginx", "database", "load_generator")
+COMPONENTS = ("server", "nginx", "database", "pooler", "load_generator")
 
 # The sh wrapper that starts a command inside a cgroup: it writes its own pid
 # to cgroup.procs (so it and everything it execs and forks are in), then
@@ -136,6 +136,17 @@ class Accounting:
             except OSError:
                 pass  # exited meanwhile, or not ours to move
         return moved
+
+    def pids(self, component):
+        """The live processes of a component now: its cgroup's members, or
+        the tracked process trees."""
+        if self.parent is None:
+            return [pid for root in self.roots[component] for pid in (root, *descendants(root))]
+        try:
+            with open(self._procs_file(component), encoding="ascii") as file:
+                return [int(line) for line in file if line.strip()]
+        except OSError:
+            return []
 
     # --- reading ----------------------------------------------------------------
 
@@ -322,5 +333,8 @@ def per_request_us(used_ns, requests, server_component):
         "database": us(used_ns["database"]) if "database" in used_ns else None,
         "load_generator": us(used_ns["load_generator"]) if "load_generator" in used_ns else None,
     }
+    if "pooler" in used_ns:
+        # PgBouncer between the server and PostgreSQL (compare --pooler).
+        out["pooler"] = us(used_ns["pooler"])
     out["total"] = sum(value for value in out.values() if value is not None)
     return out

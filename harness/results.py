@@ -224,8 +224,8 @@ def _window_name(window):
 
 
 def summarize_legacy(server_runs, ceiling_runs):
-    """The summary that schema 1 had, kept field for field: scripts/compare.py
-    and older readers take their numbers from it."""
+    """The summary that schema 1 had, kept field for field: older readers
+    take their numbers from it."""
 
     def spread(values):
         values = [value for value in values if value is not None]

@@ -556,7 +556,9 @@ class Run:
         urls_file = None
         if workload.name == "contact_random":
             # Every id once: oha picks a line at random for each request.
-            urls_file = os.path.join(self.tmp, "contact-urls.txt")
+            # One file per server address (compare.sh measures several).
+            port = self.server_url.rsplit(":", 1)[-1]
+            urls_file = os.path.join(self.tmp, f"contact-urls-{port}.txt")
             if not os.path.exists(urls_file):
                 with open(urls_file, "w", encoding="utf-8") as file:
                     for contact in range(1, options.contacts + 1):
@@ -836,7 +838,10 @@ class Run:
 def draw_charts(doc, json_path):
     """The charts beside the JSON; skipped with a note without matplotlib."""
     try:
-        from harness import charts
+        if doc.get("kind") == "compare":
+            from harness import study_charts as charts
+        else:
+            from harness import charts
     except ImportError:
         log("no charts: matplotlib is not installed (pip install matplotlib, or use peers/.venv)")
         return

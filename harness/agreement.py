@@ -1,0 +1,97 @@
+"""Do separate invocations of run.sh agree? `python3 -m harness agree
+A.json B.json C.json ...` puts their medians side by side, figure by figure:
+the server's CPU µs per request at each fixed offered rate they share (the
+figure the reference is tuned on; the issue's bound is ±5%), and requests/s
+and every ratio to a ceiling at saturation (±10%). A figure agrees when every
+invocation's median is within the bound of the middle one."""
+
+import statistics
+
+from harness.report import fmt_cpu
+
+# (figure, bound in percent)
+BOUNDS = {"cpu": 5.0, "rps": 10.0, "ratio": 10.0}
+
+
+def deviation_pct(values):
+    """The largest distance of a value from the median of the values, in
+    percent of that median; None without two values or with a zero median."""
+    values = [value for value in values if value is not None]
+    if len(values) < 2:
+        return None
+    middle = statistics.median(values)
+    if not middle:
+        return None
+    return max(abs(value - middle) for value in values) / middle * 100.0
+
+
+def figures_of(doc):
+    """{(workload, figure): value} of one results file: the medians it
+    reports, nothing recomputed."""
+    out = {}
+    for workload in doc["workloads"]:
+        name = workload["name"]
+        out[(name, "req/s", "rps")] = workload["median"]
+        if workload.get("ratio_to_ceiling") is not None:
+            out[(name, f"÷ {workload['ceiling']}", "ratio")] = workload["ratio_to_ceiling"]
+        if workload.get("ratio_to_pipeline_ceiling") is not None:
+            out[(name, "÷ pipelined DB", "ratio")] = workload["ratio_to_pipeline_ceiling"]
+        for row in workload.get("fixed_rate", []):
+            if row["label"] == "common":
+                out[(name, f"server µs/req at {row['offered_rps']:g}/s", "cpu")] = row[
+                    "cpu_us_per_request"
+                ]["server"]
+    return out
+
+
+def compare(docs):
+    """Rows (workload, figure, kind, [values], deviation %, bound %, agrees)
+    for every figure present in all the files."""
+    each = [figures_of(doc) for doc in docs]
+    keys = [key for key in each[0] if all(key in figures for figures in each[1:])]
+    rows = []
+    for key in keys:
+        values = [figures[key] for figures in each]
+        deviation = deviation_pct(values)
+        bound = BOUNDS[key[2]]
+        rows.append(
+            (key[0], key[1], key[2], values, deviation, bound, deviation is not None and deviation <= bound)
+        )
+    return rows
+
+
+def fmt_value(kind, value):
+    if value is None:
+        return "-"
+    if kind == "cpu":
+        return fmt_cpu(value)
+    if kind == "ratio":
+        return f"{value:.2f}"
+    return f"{value:.0f}"
+
+
+def markdown(rows, names):
+    head = ["workload", "figure", *names, "largest deviation from the middle", "bound", "agrees"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in head[2:-1]) + " | --- |",
+    ]
+    for workload, figure, kind, values, deviation, bound, agrees in rows:
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    workload,
+                    figure,
+                    *(fmt_value(kind, value) for value in values),
+                    "-" if deviation is None else f"{deviation:.1f}%",
+                    f"±{bound:g}%",
+                    "yes" if agrees else "**no**",
+                ]
+            )
+            + " |"
+        )
+    agreeing = sum(1 for row in rows if row[6])
+    lines.append("")
+    lines.append(f"{agreeing} of {len(rows)} figures agree.")
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""The charts of a comparison (matplotlib, imported only to draw):
+
+- PREFIX-cpu.svg: CPU µs per request at saturation, one stacked bar per
+  system (server / PostgreSQL / pooler / load generator), one panel per
+  workload, error bars on the total (min-max over the rounds);
+- PREFIX-rps.svg: requests/s per workload, one bar per system, error bars
+  min-max, log scale;
+- PREFIX-latency.svg: p99 against offered load, one line per system, one
+  panel per database workload.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+PARTS = (
+    ("server", "system", "#4c72b0"),
+    ("database", "PostgreSQL", "#dd8452"),
+    ("pooler", "PgBouncer", "#55a868"),
+    ("load_generator", "load generator", "#8c8c8c"),
+)
+
+
+def _measured(doc):
+    return [system for system in doc["systems"] if system["status"] == "measured"]
+
+
+def _workload(system, name):
+    return next((w for w in system.get("workloads", []) if w["name"] == name), None)
+
+
+def cpu_chart(doc, path):
+    names = doc["params"]["workloads"]
+    systems = _measured(doc)
+    if not systems:
+        return None
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(max(6, 0.45 * len(systems) * len(names) + 2), 5), squeeze=False
+    )
+    for ax, name in zip(axes[0], names):
+        bottoms = [0.0] * len(systems)
+        positions = range(len(systems))
+        for part, label, colour in PARTS:
+            heights = [
+                ((_workload(s, name) or {}).get("cpu_us_per_request") or {}).get(part) or 0.0
+                for s in systems
+            ]
+            if any(heights):
+                ax.bar(positions, heights, bottom=bottoms, color=colour, label=label)
+                bottoms = [b + h for b, h in zip(bottoms, heights)]
+        low, high = [], []
+        for total, system in zip(bottoms, systems):
+            spread = ((_workload(system, name) or {}).get("cpu_spread") or {}).get("total") or {}
+            low.append(max(total - spread.get("min", total), 0))
+            high.append(max(spread.get("max", total) - total, 0))
+        ax.errorbar(positions, bottoms, yerr=[low, high], fmt="none", ecolor="black", capsize=2)
+        ax.set_xticks(list(positions), [s["name"] for s in systems], fontsize=6, rotation=60, ha="right")
+        ax.set_title(name, fontsize=9)
+    axes[0][0].set_ylabel("CPU µs per request (median of rounds)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"CPU per request at saturation, {doc['date']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def rps_chart(doc, path):
+    names = doc["params"]["workloads"]
+    systems = _measured(doc)
+    if not systems:
+        return None
+    fig, ax = plt.subplots(figsize=(max(7, 1.4 * len(names) + 2), 5))
+    width = 0.8 / len(systems)
+    for offset, system in enumerate(systems):
+        xs, ys, low, high = [], [], [], []
+        for index, name in enumerate(names):
+            workload = _workload(system, name)
+            if not workload or not workload.get("median"):
+                continue
+            xs.append(index - 0.4 + width * (offset + 0.5))
+            ys.append(workload["median"])
+            low.append(workload["median"] - workload["min"])
+            high.append(workload["max"] - workload["median"])
+        ax.bar(xs, ys, width=width, yerr=[low, high], capsize=1.5, label=system["name"])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, fontsize=8, rotation=30, ha="right")
+    ax.set_ylabel("requests/s (median, min-max over rounds)")
+    ax.set_title("Capacity at saturation (wrk, closed loop)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def latency_chart(doc, path):
+    systems = _measured(doc)
+    panels = [
+        name
+        for name in doc["params"]["workloads"]
+        if any((_workload(s, name) or {}).get("fixed_rate") for s in systems)
+    ]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        for system in systems:
+            rows = sorted(
+                (r for r in (_workload(system, name) or {}).get("fixed_rate", []) if r["p99_ms"]),
+                key=lambda row: row["offered_rps"],
+            )
+            if rows:
+                ax.plot(
+                    [r["offered_rps"] for r in rows],
+                    [r["p99_ms"] for r in rows],
+                    marker="o",
+                    markersize=3,
+                    label=system["name"],
+                )
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("offered requests/s")
+        ax.set_ylabel("p99 ms (from intended send)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=5)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def draw_all(doc, prefix):
+    drawn = [
+        cpu_chart(doc, f"{prefix}-cpu.svg"),
+        rps_chart(doc, f"{prefix}-rps.svg"),
+        latency_chart(doc, f"{prefix}-latency.svg"),
+    ]
+    return [path for path in drawn if path]

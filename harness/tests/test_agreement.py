@@ -1,0 +1,53 @@
+"""agreement.py: the distance of each invocation's median from the middle
+one, and which figures are compared."""
+
+import unittest
+
+from harness import agreement
+
+
+def doc(rps, ratio, cpu):
+    return {
+        "workloads": [
+            {
+                "name": "types",
+                "ceiling": "pgbench",
+                "median": rps,
+                "ratio_to_ceiling": ratio,
+                "ratio_to_pipeline_ceiling": None,
+                "fixed_rate": [
+                    {"label": "25%", "offered_rps": 2000, "cpu_us_per_request": {"server": 99.0}},
+                    {"label": "common", "offered_rps": 500, "cpu_us_per_request": {"server": cpu}},
+                ],
+            }
+        ]
+    }
+
+
+class Deviation(unittest.TestCase):
+    def test_largest_distance_from_the_middle(self):
+        # middle 100; 94 is 6% below it, 103 3% above.
+        self.assertAlmostEqual(agreement.deviation_pct([94, 100, 103]), 6.0)
+
+    def test_needs_two_values(self):
+        self.assertIsNone(agreement.deviation_pct([100]))
+        self.assertIsNone(agreement.deviation_pct([100, None]))
+
+
+class Compare(unittest.TestCase):
+    def test_rows_and_bounds(self):
+        rows = agreement.compare([doc(1000, 0.5, 60.0), doc(1080, 0.55, 62.0), doc(950, 0.52, 70.0)])
+        by_figure = {row[1]: row for row in rows}
+        self.assertEqual(set(by_figure), {"req/s", "÷ pgbench", "server µs/req at 500/s"})
+        # req/s: middle 1000, 1080 is 8% off: within ±10%.
+        self.assertAlmostEqual(by_figure["req/s"][4], 8.0)
+        self.assertTrue(by_figure["req/s"][6])
+        # CPU: middle 62, 70 is 12.9% off: outside ±5%.
+        self.assertAlmostEqual(by_figure["server µs/req at 500/s"][4], 8 / 62 * 100)
+        self.assertFalse(by_figure["server µs/req at 500/s"][6])
+        text = agreement.markdown(rows, ["a", "b", "c"])
+        self.assertIn("2 of 3 figures agree.", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
