@@ -86,6 +86,7 @@ class Study:
         self.tmp = None
         self.accounting = None
         self.meta = {}
+        self.sampler = None  # the BackendSampler of the system being measured
 
     # --- planning ---------------------------------------------------------------
 
@@ -177,6 +178,17 @@ class Study:
         if options.fixed_rate:
             engine.oha = loadgen.ensure_oha()
         engine.progress = self.progress
+        run_pgbench = engine.pgbench
+
+        def pgbench(*args, **kwargs):
+            # A ceiling's clients are no backends of the system beside it.
+            self.sampler.pause()
+            try:
+                return run_pgbench(*args, **kwargs)
+            finally:
+                self.sampler.resume()
+
+        engine.pgbench = pgbench
         self.engine = engine
 
     def progress(self, run, _index, workload, what, seconds):
@@ -210,8 +222,10 @@ class Study:
     def measure_variant(self, run, variant, with_ceilings):
         options = self.options
         engine = self.engine
-        log(f"[run {run}/{options.runs}] {variant.name}: starting")
+        log(f"[round {run}/{options.runs}] {variant.name}: starting")
         db_url = self.pooler.url if variant.pooler else self.db.url
+        if self.pooler:
+            self.pooler.reset()
         try:
             process = SystemProcess.start(
                 variant.system,
@@ -230,6 +244,7 @@ class Study:
             variant.status, variant.reason = "failed", "did not start"
             warn(f"{variant.name} did not start: {why}")
             return False
+        process.name = variant.name
         self.cleanup.push(process.stop)
         process.settle()
         log(
@@ -249,8 +264,9 @@ class Study:
         options.ceilings = with_ceilings
         engine.measurements, engine.fixed = [], []
         backends = {"run": run}
+        sampler = BackendSampler(lambda: self.accounting.pids("database"))
+        self.sampler = sampler
         try:
-            sampler = BackendSampler(lambda: self.accounting.pids("database"))
             backends["backends_idle"] = sampler.sample()
             with sampler:
                 for index, workload in enumerate(self.workloads, start=1):

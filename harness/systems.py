@@ -123,6 +123,7 @@ class SystemProcess:
 
     def __init__(self, system, argv, env, log_path, accounting):
         self.system = system
+        self.name = system.name  # the row's name; compare.sh sets "NAME+pgbouncer"
         self.log_path = log_path
         self.accounting = accounting
         self.port = None
@@ -215,7 +216,7 @@ class SystemProcess:
             if after - before < 10_000_000:
                 return
             before = after
-        warn(f"{self.system.name} still busy {seconds}s after answering /version; measuring anyway")
+        warn(f"{self.name} still busy {seconds}s after answering /version; measuring anyway")
 
     def processes(self):
         return len(group_pids(self.process.pid))
@@ -238,7 +239,7 @@ class SystemProcess:
         while group_pids(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if group_pids(pgid):
-            warn(f"{self.system.name}: processes still running {grace}s after SIGTERM; killing them")
+            warn(f"{self.name}: processes still running {grace}s after SIGTERM; killing them")
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:
@@ -257,11 +258,11 @@ class SystemProcess:
             )
         left = group_pids(pgid)
         if left:
-            raise Fatal(f"{self.system.name} left processes behind: {left}")
+            raise Fatal(f"{self.name} left processes behind: {left}")
         if self.url and http_get(f"{self.url}/version", timeout=0.2)[0]:
-            raise Fatal(f"{self.system.name} stopped, yet something still answers {self.url}")
+            raise Fatal(f"{self.name} stopped, yet something still answers {self.url}")
         if not quiet:
-            log(f"{self.system.name} stopped ({how}); nothing left behind")
+            log(f"{self.name} stopped ({how}); nothing left behind")
         return how
 
 
@@ -294,6 +295,7 @@ listen_port = {port}
 unix_socket_dir =
 auth_type = trust
 auth_file = {self.dir}/userlist.txt
+admin_users = postgres
 pool_mode = transaction
 default_pool_size = {pool_size}
 max_client_conn = 2000
@@ -325,6 +327,22 @@ logfile = {self.dir}/pgbouncer.log
             self.stop()
             raise Fatal(f"pgbouncer does not answer on port {port}:\n{self.log_tail()}")
         log(f"pgbouncer (transaction mode, {pool_size} server connections) on port {port}")
+
+    def reset(self):
+        """Closes every connection PgBouncer holds (its admin console's KILL,
+        then RESUME): it keeps idle server connections for minutes, which
+        would count as the next system's backends."""
+        admin = self.url.rsplit("/", 1)[0] + "/pgbouncer"
+        dbname = self.url.rsplit("/", 1)[1]
+        for command in (f"KILL {dbname}", f"RESUME {dbname}"):
+            result = subprocess.run(
+                [need_tool("psql"), "-X", "-q", "-d", admin, "-c", command],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise Fatal(f"pgbouncer's {command} failed: {result.stderr.strip()}")
 
     def log_tail(self):
         try:
@@ -391,12 +409,24 @@ class BackendSampler:
         self.interval = interval
         self.peak = 0
         self.samples = 0
+        self._paused_until = None  # monotonic time; float("inf") while paused
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
+    def pause(self):
+        """Stops counting: pgbench's own clients (a ceiling measured beside
+        the system) are backends too, and are not the system's."""
+        self._paused_until = float("inf")
+
+    def resume(self, after=0.5):
+        """Counts again `after` seconds from now, once the paused work's
+        backends have exited."""
+        self._paused_until = time.monotonic() + after
+
     def _loop(self):
         while not self._stop.is_set():
-            self.sample()
+            if self._paused_until is None or time.monotonic() >= self._paused_until:
+                self.sample()
             self._stop.wait(self.interval)
 
     def sample(self):

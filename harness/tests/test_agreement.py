@@ -38,7 +38,10 @@ class Compare(unittest.TestCase):
     def test_rows_and_bounds(self):
         rows = agreement.compare([doc(1000, 0.5, 60.0), doc(1080, 0.55, 62.0), doc(950, 0.52, 70.0)])
         by_figure = {row[1]: row for row in rows}
-        self.assertEqual(set(by_figure), {"req/s", "÷ pgbench", "server µs/req at 500/s"})
+        self.assertEqual(
+            set(by_figure),
+            {"req/s", "÷ pgbench", "server µs/req at 500/s", "server µs/req at 25% of capacity"},
+        )
         # req/s: middle 1000, 1080 is 8% off: within ±10%.
         self.assertAlmostEqual(by_figure["req/s"][4], 8.0)
         self.assertTrue(by_figure["req/s"][6])
@@ -46,7 +49,9 @@ class Compare(unittest.TestCase):
         self.assertAlmostEqual(by_figure["server µs/req at 500/s"][4], 8 / 62 * 100)
         self.assertFalse(by_figure["server µs/req at 500/s"][6])
         text = agreement.markdown(rows, ["a", "b", "c"])
-        self.assertIn("2 of 3 figures agree.", text)
+        # The 25% rows are 99 in all three.
+        self.assertTrue(by_figure["server µs/req at 25% of capacity"][6])
+        self.assertIn("3 of 4 figures agree.", text)
 
 
 if __name__ == "__main__":

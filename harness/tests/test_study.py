@@ -208,3 +208,22 @@ class ResultPath(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Sampler(unittest.TestCase):
+    def test_paused_sampler_does_not_count(self):
+        calls = []
+
+        def pids():
+            calls.append(time.monotonic())
+            return []
+
+        sampler = systems.BackendSampler(pids, interval=0.01)
+        sampler.pause()
+        with sampler:
+            time.sleep(0.1)
+            paused_calls = len(calls)
+            sampler.resume(after=0)
+            time.sleep(0.1)
+        self.assertEqual(paused_calls, 0)
+        self.assertGreater(len(calls), 0)
