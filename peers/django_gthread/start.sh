@@ -3,6 +3,7 @@
 # gthread worker process per core, 4 threads each (THREADS), one persistent
 # PostgreSQL connection per thread, on 127.0.0.1:PORT, over the database at
 # $DATABASE_URL. Logs go to stderr.
+# Pooled (BAKEOFF_POOLER=pgbouncer): CONN_MAX_AGE 0 and no server-side cursors (settings.py).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

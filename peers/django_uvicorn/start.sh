@@ -11,6 +11,7 @@
 # until collected: 17 idle backends on two workers after a few hundred
 # requests.) So the backends follow the requests in flight. On
 # 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
+# Pooled (BAKEOFF_POOLER=pgbouncer): no server-side cursors (settings.py).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

@@ -54,6 +54,10 @@ class Fibonacci(BaseModel):
     result: int
 
 
+# Behind PgBouncer in transaction mode (BAKEOFF_POOLER=pgbouncer) nothing
+# changes: psycopg2 sends each query whole (simple protocol, parameters
+# interpolated client-side), prepares nothing, and aiopg's connections are in
+# autocommit, so each query is a transaction of its own.
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     app.state.pool = await aiopg.create_pool(

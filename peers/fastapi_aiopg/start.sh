@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # FastAPI + aiopg under uvicorn: one worker process per core, on
 # 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
+# Pooled (BAKEOFF_POOLER=pgbouncer): nothing changes (psycopg2: simple protocol, no prepared statements).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

@@ -6,6 +6,7 @@
 # pure-Python h11 parser (as on PyPy, where uvloop and httptools cannot run),
 # on 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
 # Exits 69 (EX_UNAVAILABLE) when peers/setup.sh could not build the venv.
+# Pooled (BAKEOFF_POOLER=pgbouncer): nothing changes (psycopg2cffi: simple protocol, no prepared statements).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

@@ -7,6 +7,7 @@
 # over the database at $DATABASE_URL. Logs go to stderr.
 # Exits 69 (EX_UNAVAILABLE) when there is no PyPy venv (no pypy3 on the
 # machine, or peers/setup.sh could not install the stack into it).
+# Pooled (BAKEOFF_POOLER=pgbouncer): nothing changes (psycopg2cffi: simple protocol, no prepared statements).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

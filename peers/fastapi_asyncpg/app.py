@@ -53,11 +53,23 @@ class Fibonacci(BaseModel):
     result: int
 
 
+# Behind PgBouncer in transaction mode (BAKEOFF_POOLER=pgbouncer), successive
+# transactions of one client connection may run on different server
+# connections, so a named prepared statement made on one may be missing (or
+# another client's) on the next. Pooled, the statement cache is off: asyncpg
+# then prepares every query anew as the unnamed statement, parsed again in the
+# same message batch as its Bind and Execute (asyncpg's FAQ for PgBouncer).
+POOLED = os.environ.get("BAKEOFF_POOLER") == "pgbouncer"
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     pool_size = int(os.environ.get("POOL_SIZE", "10"))
     app.state.pool = await asyncpg.create_pool(
-        os.environ["DATABASE_URL"], min_size=pool_size, max_size=pool_size
+        os.environ["DATABASE_URL"],
+        min_size=pool_size,
+        max_size=pool_size,
+        **({"statement_cache_size": 0} if POOLED else {}),
     )
     yield
     await app.state.pool.close()
@@ -78,6 +90,21 @@ def page_query(limit: int, offset: int, starts: str | None) -> tuple:
     if starts is None:
         return PAGE_SQL, limit, offset
     return PAGE_STARTS_SQL, limit, offset, escape_like(starts)
+
+
+async def cursor(connection: asyncpg.Connection, query: str, *args, prefetch=None):
+    """connection.cursor(query, *args); pooled, over the unnamed statement.
+
+    Connection.cursor() prepares a named statement even with the statement
+    cache off, and closes it only when the connection next prepares one, in
+    another transaction, so behind PgBouncer on another server connection:
+    the statement stays where it was made. Since asyncpg 0.31 a statement
+    from Connection.prepare() is the unnamed one when the cache is off.
+    """
+    if POOLED:
+        statement = await connection.prepare(query)
+        return statement.cursor(*args, prefetch=prefetch)
+    return connection.cursor(query, *args, prefetch=prefetch)
 
 
 def to_contact(row: asyncpg.Record) -> Contact:
@@ -122,7 +149,45 @@ async def contacts_for(
     contacts = []
     async with request.app.state.pool.acquire() as connection:
         async with connection.transaction():
-            async for row in connection.cursor(*page_query(limit, offset, starts)):
+            async for row in await cursor(connection, *page_query(limit, offset, starts)):
+                contacts.append(to_contact(row))
+    return contacts
+
+
+# Experiments, not part of the contract (peers/README.md, "asyncpg's
+# /contacts/for, split"): the same page, the same bytes as /contacts/for, each
+# one step from it and from /contacts/fetch.
+
+
+@app.get("/experiments/fetch_in_tx")
+async def experiments_fetch_in_tx(
+    request: Request, limit: Limit = 100, offset: Offset = 0, starts: Starts = None
+) -> list[Contact]:
+    """/contacts/fetch's `fetch` inside /contacts/for's transaction."""
+    async with request.app.state.pool.acquire() as connection:
+        async with connection.transaction():
+            rows = await connection.fetch(*page_query(limit, offset, starts))
+    return [to_contact(row) for row in rows]
+
+
+@app.get("/experiments/cursor_prefetch")
+async def experiments_cursor_prefetch(
+    request: Request, limit: Limit = 100, offset: Offset = 0, starts: Starts = None
+) -> list[Contact]:
+    """/contacts/for's cursor, fetching the whole page with its first Execute.
+
+    prefetch is limit + 1, not limit: PostgreSQL ends a portal (CommandComplete)
+    only when an Execute returns fewer rows than it asked for; a full page
+    fetched with prefetch=limit leaves the portal suspended, and asyncpg sends
+    a second Execute, which returns no row, to learn that it is exhausted.
+    """
+    contacts = []
+    async with request.app.state.pool.acquire() as connection:
+        async with connection.transaction():
+            page = await cursor(
+                connection, *page_query(limit, offset, starts), prefetch=limit + 1
+            )
+            async for row in page:
                 contacts.append(to_contact(row))
     return contacts
 

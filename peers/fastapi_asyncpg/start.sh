@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # FastAPI + asyncpg under uvicorn: one worker process per core, on
 # 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
+# Pooled (BAKEOFF_POOLER=pgbouncer): asyncpg's statement cache off (app.py).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

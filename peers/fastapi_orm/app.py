@@ -105,9 +105,24 @@ class Fibonacci(BaseModel):
 
 # --- application ----------------------------------------------------------
 
+# Behind PgBouncer in transaction mode (BAKEOFF_POOLER=pgbouncer), successive
+# transactions of one client connection may run on different server
+# connections, where a named prepared statement may be missing or another
+# client's. Pooled, both statement caches are off, as SQLAlchemy's asyncpg
+# dialect documents: its own (prepared_statement_cache_size=0) and asyncpg's
+# (statement_cache_size=0). SQLAlchemy then calls asyncpg's prepare() without
+# a name for each statement, which since asyncpg 0.31 (0.32 here) is the
+# unnamed statement, so no names can collide; SQLAlchemy's
+# prepared_statement_name_func (uuid names, for when they do) is not needed,
+# and would leave a named statement on a server connection per query.
+POOLED = os.environ.get("BAKEOFF_POOLER") == "pgbouncer"
+
 engine = create_async_engine(
     make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql+asyncpg"),
     pool_size=int(os.environ.get("POOL_SIZE", "5")),
+    connect_args=(
+        {"prepared_statement_cache_size": 0, "statement_cache_size": 0} if POOLED else {}
+    ),
 )
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 

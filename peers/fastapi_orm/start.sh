@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # FastAPI + SQLAlchemy ORM (asyncpg) under uvicorn: one worker process per core, on
 # 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
+# Pooled (BAKEOFF_POOLER=pgbouncer): SQLAlchemy's and asyncpg's statement caches off (app.py).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

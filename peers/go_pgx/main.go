@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgconn"
+	"github.com/jackc/pgconn/stmtcache"
 	"github.com/jackc/pgx/v4/pgxpool"
 )
 
@@ -36,6 +38,23 @@ func main() {
 		config.MaxConns = int32(n)
 	}
 	config.MaxConnIdleTime = 5 * time.Minute
+	// Behind PgBouncer in transaction mode (BAKEOFF_POOLER=pgbouncer), the
+	// statement cache is in "describe" mode, one of the two modes pgx v4
+	// documents for PgBouncer (doc.go, "PgBouncer"), the other being
+	// PreferSimpleProtocol. A query's first use on a connection describes it
+	// through the unnamed statement, and every use sends Parse (unnamed),
+	// Bind, Describe and Execute in one batch, so nothing is left on a server
+	// connection for a later transaction, which may get another. Describe
+	// mode keeps what the unpooled row measures, the extended protocol with
+	// binary results and parameters sent apart from the SQL; the simple
+	// protocol would switch to text results and parameters interpolated by
+	// pgx.
+	if os.Getenv("BAKEOFF_POOLER") == "pgbouncer" {
+		capacity := 512 // pgx's default statement_cache_capacity
+		config.ConnConfig.BuildStatementCache = func(conn *pgconn.PgConn) stmtcache.Cache {
+			return stmtcache.New(conn, stmtcache.ModeDescribe, capacity)
+		}
+	}
 	// ConnectConfig opens one connection to check the database, so unlike
 	// the lib/pq peer this one does not start while the database is down.
 	db, err := pgxpool.ConnectConfig(context.Background(), config)

@@ -2,6 +2,7 @@
 # Go (net/http + pgx v4's pgxpool, pgx's default statement cache): one
 # process, GOMAXPROCS = cores, on 127.0.0.1:PORT, over the database at
 # $DATABASE_URL. Logs go to stderr. The binary is built by ../setup.sh.
+# Pooled (BAKEOFF_POOLER=pgbouncer): pgx's statement cache in describe mode (main.go).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

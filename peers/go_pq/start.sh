@@ -2,6 +2,7 @@
 # Go (net/http + database/sql + lib/pq): one process, GOMAXPROCS = cores, on
 # 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
 # The binary is built by ../setup.sh.
+# Pooled (BAKEOFF_POOLER=pgbouncer): lib/pq's binary_parameters=yes, one batch per query (main.go).
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

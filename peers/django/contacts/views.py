@@ -64,7 +64,8 @@ class ContactFetch(ContactPage):
 
 
 class ContactFor(ContactPage):
-    """The same page, consumed row by row from a server-side cursor."""
+    """The same page, consumed row by row from a server-side cursor (from an
+    ordinary one behind a transaction-mode pooler: settings.py)."""
 
     def get_queryset(self):
         return super().get_queryset().iterator(chunk_size=100)

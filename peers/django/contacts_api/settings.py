@@ -25,16 +25,31 @@ MIDDLEWARE = [
 ROOT_URLCONF = "contacts_api.urls"
 WSGI_APPLICATION = "contacts_api.wsgi.application"
 
+# Behind PgBouncer in transaction mode (BAKEOFF_POOLER=pgbouncer), each
+# transaction may run on another server connection.
+POOLED = os.environ.get("BAKEOFF_POOLER") == "pgbouncer"
+
 # Persistent connections by default: one per worker thread, kept between
 # requests (gunicorn gthread). CONN_MAX_AGE=0 closes each request's connection
 # at its end, as Django's documentation asks under ASGI, where a connection
 # belongs to the request's context and a persistent one is never reused but
-# left open (../django_uvicorn/start.sh sets it).
+# left open (../django_uvicorn/start.sh sets it). Pooled, 0 is the default
+# under gthread too: the pooler keeps the server connections, and a
+# connection to it is cheap.
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ["DATABASE_URL"], conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600"))
+        os.environ["DATABASE_URL"],
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0" if POOLED else "600")),
     ),
 }
+# Pooled, no server-side cursors, as Django's documentation asks for
+# transaction pooling: /contacts/for's .iterator() declares one WITH HOLD
+# (autocommit) and fetches from it in later transactions, which may reach
+# another server connection, where the cursor does not exist. Without them,
+# .iterator(chunk_size=100) runs the same query on an ordinary cursor
+# (psycopg2 receives the whole result at once) and reads it 100 rows at a
+# time: the same chunks, the same prefetch queries per chunk, the same bytes.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = POOLED
 
 USE_TZ = True
 TIME_ZONE = "UTC"
