@@ -2,9 +2,12 @@
 table of several results files (schema 2, and schema 1's summary)."""
 
 import os
+import signal
 import unittest
+from unittest import mock
 
 from harness import cli, drive
+from harness.tools import Interrupted
 
 
 def doc(label, name="bakeoff", **rps):
@@ -69,6 +72,51 @@ class ChildEnvTests(unittest.TestCase):
         self.assertEqual(env["HARNESS_PROG"], "run.sh")
         self.assertEqual(env["PYTHONPATH"].split(os.pathsep)[0], drive.ROOT)
         self.assertEqual(env["BAKEOFF_GIT_DIRTY"], "true")
+
+
+class FakeChild:
+    """A child run whose first wait is cut short by a signal to us."""
+
+    def __init__(self, returncode):
+        self.returncode = returncode
+        self.signals = []
+        self.waits = 0
+
+    def wait(self):
+        self.waits += 1
+        if self.waits == 1 and self.returncode is None:
+            raise Interrupted(signal.SIGINT)
+        return self.returncode if self.returncode is not None else -signal.SIGTERM
+
+    def send_signal(self, sig):
+        self.signals.append(sig)
+
+
+class RunHarnessTests(unittest.TestCase):
+    def setUp(self):
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.addCleanup(lambda: [signal.signal(sig, h) for sig, h in handlers.items()])
+
+    def run_with(self, child, **kwargs):
+        with mock.patch.object(drive.subprocess, "Popen", return_value=child) as popen:
+            try:
+                return drive.run_harness(["--quick"], **kwargs)
+            finally:
+                self.argv, self.kwargs = popen.call_args
+
+    def test_exit_statuses_as_a_shell_reports_them(self):
+        self.assertEqual(self.run_with(FakeChild(0)), 0)
+        self.assertEqual(self.run_with(FakeChild(1), to_stderr=True), 1)
+        self.assertEqual(self.kwargs["stdout"], 2)
+        self.assertEqual(self.argv[0][1:], ["-m", "harness", "run", "--quick"])
+        self.assertEqual(self.run_with(FakeChild(-signal.SIGKILL)), 128 + signal.SIGKILL)
+
+    def test_a_signal_to_us_stops_the_child_and_waits_for_it(self):
+        child = FakeChild(None)
+        with self.assertRaises(Interrupted):
+            self.run_with(child)
+        self.assertEqual(child.signals, [signal.SIGTERM])
+        self.assertEqual(child.waits, 2)
 
 
 if __name__ == "__main__":
