@@ -43,9 +43,9 @@ def run_harness(args, to_stderr=False, env=None):
     """`python3 -m harness run ARGS`, what scripts/run.sh runs, as a child,
     waited for; its stdout on ours, or on our stderr (to_stderr: ours is
     then kept for a table of our own). Returns its exit status, 128+N when
-    signal N ended it (as a shell reports it). SIGINT or SIGTERM to this
-    process reaches it as SIGTERM, and it is waited for (it stops what it
-    started and removes its temp dir) before Interrupted goes on up."""
+    signal N ended it (as a shell reports it). A SIGINT or SIGTERM to this
+    process reaches it too, and it is waited for (it stops what it started
+    and removes its temp dir) before Interrupted goes on up."""
     sys.stdout.flush()
     sys.stderr.flush()
     process = subprocess.Popen(
@@ -55,19 +55,31 @@ def run_harness(args, to_stderr=False, env=None):
     )
     try:
         status = process.wait()
-    except Interrupted:
-        stop_child_and_wait(process)
+    except Interrupted as interrupted:
+        stop_child_and_wait(process, interrupted.signum)
         raise
     return 128 - status if status < 0 else status
 
 
-def stop_child_and_wait(process):
-    """SIGTERM to a child that cleans up after itself, and a wait for it; a
-    second Ctrl-C meanwhile must not leave it half done."""
+# How long a child that got the same Ctrl-C from the terminal (it is in our
+# process group) has to begin its cleanup before the signal is sent to it
+# again: a second one while it unwinds would end it by the second signal.
+FORWARD_GRACE_S = 0.5
+
+
+def stop_child_and_wait(process, signum):
+    """Passes signum on to a child that cleans up after itself, unless it
+    has exited within FORWARD_GRACE_S, and waits for it; a second Ctrl-C
+    meanwhile must not leave it half done."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     try:
-        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=FORWARD_GRACE_S)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        process.send_signal(signum)
     except ProcessLookupError:
         pass
     process.wait()

@@ -77,16 +77,19 @@ class ChildEnvTests(unittest.TestCase):
 class FakeChild:
     """A child run whose first wait is cut short by a signal to us."""
 
-    def __init__(self, returncode):
+    def __init__(self, returncode, exits_in_grace=False):
         self.returncode = returncode
+        self.exits_in_grace = exits_in_grace
         self.signals = []
         self.waits = 0
 
-    def wait(self):
+    def wait(self, timeout=None):
         self.waits += 1
         if self.waits == 1 and self.returncode is None:
             raise Interrupted(signal.SIGINT)
-        return self.returncode if self.returncode is not None else -signal.SIGTERM
+        if timeout is not None and not self.signals and not self.exits_in_grace:
+            raise drive.subprocess.TimeoutExpired("run", timeout)
+        return self.returncode if self.returncode is not None else -signal.SIGINT
 
     def send_signal(self, sig):
         self.signals.append(sig)
@@ -115,8 +118,14 @@ class RunHarnessTests(unittest.TestCase):
         child = FakeChild(None)
         with self.assertRaises(Interrupted):
             self.run_with(child)
-        self.assertEqual(child.signals, [signal.SIGTERM])
-        self.assertEqual(child.waits, 2)
+        self.assertEqual(child.signals, [signal.SIGINT])
+        self.assertEqual(child.waits, 3)  # cut short, the grace, after the signal
+
+    def test_a_child_that_got_the_terminals_ctrl_c_is_not_signalled_again(self):
+        child = FakeChild(None, exits_in_grace=True)
+        with self.assertRaises(Interrupted):
+            self.run_with(child)
+        self.assertEqual(child.signals, [])
 
 
 if __name__ == "__main__":
