@@ -2,7 +2,8 @@
 
 Code map, in the order a run flows through it:
 
-- cli.py: the one option parser (subcommands run, table, chart).
+- cli.py: the one option parser (subcommands run, table, chart, and the
+  four below that were bash scripts).
 - runner.py: a run from start to end: tools, database, server, ceilings,
   the interleaved measuring loop, the results file.
 - tools.py: messages, paths, tool lookup and installs, children, cleanup.
@@ -16,6 +17,15 @@ Code map, in the order a run flows through it:
 - results.py: the typed records and the results JSON (SCHEMA_VERSION).
 - report.py: the markdown table.
 - charts.py: matplotlib charts, imported only when charts are drawn.
+
+The commands built on those (each was a bash script, now a thin entry point):
+
+- pin.py: `pin` (scripts/pin.sh), runs pinned to CPU sets; a matrix of layouts.
+- allocators.py: `allocators` (scripts/allocators.sh), one run per allocator.
+- drive.py: what those two share: each run a child `python3 -m harness run`
+  with signals forwarded, and the requests/s of several results side by side.
+- flamegraph.py: `flamegraph` (scripts/flamegraph.sh), perf and inferno.
+- plans.py: `starts-plans` (scripts/starts_plans.sh), fresh against primed.
 
 Standard library only, except charts.py (matplotlib, optional).
 """

@@ -569,6 +569,11 @@ def parser(run_prog=None):
     subparser = sub.add_parser("chart", help="draw the charts of a results file (needs matplotlib)")
     subparser.add_argument("file")
     subparser.set_defaults(func=cmd_chart)
+    # The subcommands that were bash scripts, each in a module of its own.
+    from harness import allocators, flamegraph, pin, plans
+
+    for module in (pin, allocators, flamegraph, plans):
+        module.add_parser(sub, run_prog)
     return ap
 
 
