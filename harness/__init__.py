@@ -1,9 +1,10 @@
-"""The benchmark harness: one Python package behind scripts/run.sh.
+"""The benchmark harness: one Python package behind scripts/run.sh and
+scripts/compare.sh.
 
 Code map, in the order a run flows through it:
 
-- cli.py: the one option parser (subcommands run, table, chart, and the
-  four below that were bash scripts).
+- cli.py: the one option parser (subcommands run, compare, table, agree,
+  chart, and the four below that were bash scripts).
 - runner.py: a run from start to end: tools, database, server, ceilings,
   the interleaved measuring loop, the results file.
 - tools.py: messages, paths, tool lookup and installs, children, cleanup.
@@ -17,6 +18,15 @@ Code map, in the order a run flows through it:
 - results.py: the typed records and the results JSON (SCHEMA_VERSION).
 - report.py: the markdown table.
 - charts.py: matplotlib charts, imported only when charts are drawn.
+- agreement.py: `agree`, several run.sh results side by side, within bounds?
+
+The bake-off (scripts/compare.sh, `compare`), which measures with runner.Run:
+
+- study.py: the systems in rounds, each started, measured, checked, stopped;
+  connection counts, the mixed load, asyncpg's split, the pooler.
+- systems.py: the systems' table, their process groups, PgBouncer, and the
+  count of PostgreSQL's client backends.
+- study_report.py, study_charts.py: its markdown and charts.
 
 The commands built on those (each was a bash script, now a thin entry point):
 
