@@ -10,10 +10,11 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-# The charts need matplotlib, which peers/setup.sh installs into peers/.venv;
-# the rest of the harness needs only the standard library.
-python=${PYTHON:-python3}
-if [ -z "${PYTHON:-}" ] && [ -x "$root/peers/.venv/bin/python" ]; then
-	python=$root/peers/.venv/bin/python
-fi
+# The charts need matplotlib (peers/setup.sh puts it into peers/.venv; see
+# charts_python.sh); the rest of the harness needs only the standard library.
+python=python3
+case " $* " in
+*" --help "* | *" -h "* | *" --no-charts "*) ;;
+*) python=$("$root/scripts/charts_python.sh") ;;
+esac
 HARNESS_PROG=compare.sh exec "$python" -m harness compare "$@"

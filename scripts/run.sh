@@ -13,4 +13,9 @@ if [ "${1:-}" = --allocators ]; then
 fi
 # Not cd'ing to the root: relative --out and --binary paths stay the caller's.
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-HARNESS_PROG=run.sh exec "${PYTHON:-python3}" -m harness run "$@"
+python=python3
+case " $* " in
+*" --help "* | *" -h "* | *" --no-charts "*) ;;
+*) python=$("$root/scripts/charts_python.sh") ;;
+esac
+HARNESS_PROG=run.sh exec "${PYTHON:-$python}" -m harness run "$@"
