@@ -317,45 +317,48 @@ class Study:
         engine.server = None
         return True
 
-    def measure_concurrency(self, run):
+    def saturation_window(self, run, workload, label):
+        """One extra wrk window against the system (a warm-up first), kept
+        as a server Measurement under `label`: the connection counts and
+        asyncpg's split."""
         options = self.options
         engine = self.engine
+        if options.warmup:
+            engine.progress(run, "+", label, "warm-up", options.warmup)
+            engine.wrk(engine.server_url, workload, options.warmup)
+        engine.progress(run, "+", label, options.name, options.duration)
+        figures, used, kept = engine.window(
+            f"{label} ({options.name})",
+            lambda: engine.wrk(engine.server_url, workload, options.duration),
+        )
+        engine.check_server_alive(label)
+        measurement = engine.record(
+            workload,
+            run,
+            "server",
+            "wrk",
+            options.name,
+            engine.server_url + workload.path,
+            figures,
+            used,
+            kept,
+            "server",
+        )
+        measurement.workload = label
+        engine.measurements.append(measurement)
+
+    def measure_concurrency(self, run):
+        options = self.options
         main = options.connections
         for connections in options.concurrency:
             for name in CONCURRENCY_WORKLOADS:
                 if not self.selected(name):
                     continue
-                workload = BY_NAME[name]
-                label = f"{name}@{connections}"
                 options.connections = connections
                 try:
-                    if options.warmup:
-                        engine.progress(run, "+", label, "warm-up", options.warmup)
-                        engine.wrk(engine.server_url, workload, options.warmup)
-                    engine.progress(run, "+", label, options.name, options.duration)
-                    figures, used, kept = engine.window(
-                        f"{label} ({options.name})",
-                        lambda workload=workload: engine.wrk(
-                            engine.server_url, workload, options.duration
-                        ),
-                    )
+                    self.saturation_window(run, BY_NAME[name], f"{name}@{connections}")
                 finally:
                     options.connections = main
-                engine.check_server_alive(label)
-                measurement = engine.record(
-                    workload,
-                    run,
-                    "server",
-                    "wrk",
-                    options.name,
-                    engine.server_url + workload.path,
-                    figures,
-                    used,
-                    kept,
-                    "server",
-                )
-                measurement.workload = label
-                engine.measurements.append(measurement)
 
     def measure_mixed(self, run):
         """/types at the common rate while /fibonacci/25 runs at
@@ -431,37 +434,10 @@ class Study:
     def measure_split(self, run):
         """asyncpg's /contacts/for against /contacts/fetch in parts: every
         route of SPLIT_ROUTES at every page size, as saturation windows."""
-        options = self.options
-        engine = self.engine
         for limit in SPLIT_LIMITS:
             for key, path, _what in SPLIT_ROUTES:
                 label = f"split_{key}_{limit}"
-                workload = Workload(label, f"{path}?limit={limit}", "none")
-                if options.warmup:
-                    engine.progress(run, "+", label, "warm-up", options.warmup)
-                    engine.wrk(engine.server_url, workload, options.warmup)
-                engine.progress(run, "+", label, options.name, options.duration)
-                figures, used, kept = engine.window(
-                    f"{label} ({options.name})",
-                    lambda workload=workload: engine.wrk(
-                        engine.server_url, workload, options.duration
-                    ),
-                )
-                engine.check_server_alive(label)
-                engine.measurements.append(
-                    engine.record(
-                        workload,
-                        run,
-                        "server",
-                        "wrk",
-                        options.name,
-                        engine.server_url + workload.path,
-                        figures,
-                        used,
-                        kept,
-                        "server",
-                    )
-                )
+                self.saturation_window(run, Workload(label, f"{path}?limit={limit}", "none"), label)
 
     def conformance(self, variant, process):
         """scripts/conformance.py against the running system; its summary."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from harness.cpu import descendants
 from harness.pg import as_pg
+from harness.server import peak_rss_kib
 from harness.tools import ROOT, Fatal, free_port, http_get, log, need_tool, warn
 
 PEERS = os.path.join(ROOT, "peers")
@@ -104,17 +105,6 @@ def group_pids(pgid):
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
             pids.append(int(entry))
     return pids
-
-
-def _vm_hwm_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as file:
-            for line in file:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 class SystemProcess:
@@ -223,7 +213,7 @@ class SystemProcess:
 
     def peak_rss_kib(self):
         """The sum of VmHWM over its processes (shared pages once per process)."""
-        return sum(_vm_hwm_kib(pid) for pid in group_pids(self.process.pid))
+        return sum(peak_rss_kib(pid) or 0 for pid in group_pids(self.process.pid))
 
     def stop(self, quiet=False, grace=15):
         """SIGTERM to the group, SIGKILL to what is left after `grace` s; then
