@@ -273,6 +273,17 @@ def run_parser(sub, prog):
     subparser.set_defaults(func=cmd_run)
 
 
+def resolve_binary(options):
+    """--binary PATH (then no build), or the release build's path."""
+    if options.binary:
+        if not os.access(options.binary, os.X_OK):
+            raise Fatal(f"--binary: no executable at {options.binary}")
+        options.binary = os.path.abspath(options.binary)
+        options.build = False
+    else:
+        options.binary = os.path.join(ROOT, "target", "release", "bakeoff")
+
+
 def finish_run_options(options):
     """--quick's defaults, checks that involve several options, derived values."""
     if options.quick:
@@ -340,13 +351,7 @@ def finish_run_options(options):
         raise Fatal(
             "--server-args configures our server; with --target, configure the target yourself"
         )
-    if options.binary:
-        if not os.access(options.binary, os.X_OK):
-            raise Fatal(f"--binary: no executable at {options.binary}")
-        options.binary = os.path.abspath(options.binary)
-        options.build = False
-    else:
-        options.binary = os.path.join(ROOT, "target", "release", "bakeoff")
+    resolve_binary(options)
     if options.cpu_method == "auto":
         options.cpu_method = None
 
@@ -530,13 +535,7 @@ def finish_compare_options(options):
         raise Fatal("--label may hold only letters, digits, '.', '_' and '-'")
     options.server_args_text = options.server_args
     options.server_args = options.server_args.split()
-    if options.binary:
-        if not os.access(options.binary, os.X_OK):
-            raise Fatal(f"--binary: no executable at {options.binary}")
-        options.binary = os.path.abspath(options.binary)
-        options.build = False
-    else:
-        options.binary = os.path.join(ROOT, "target", "release", "bakeoff")
+    resolve_binary(options)
     options.cpu_method = None if options.cpu_method == "auto" else options.cpu_method
     # What runner.Run reads besides: the study never pins, nor targets.
     options.name = ""

@@ -587,23 +587,7 @@ class Run:
             figures, used, kept = self.window(f"{workload.name} at {rate}/s", run_oha)
             self.check_server_alive(f"{workload.name} at {rate}/s")
             self.fixed.append(
-                results.FixedRate(
-                    workload=workload.name,
-                    run=run,
-                    system="server",
-                    label=label,
-                    offered_rps=rate,
-                    achieved_rps=figures["rps"],
-                    requests=figures["requests"],
-                    errors=figures["errors"] + figures["requests"] - figures["ok"],
-                    p50_ms=figures["p50_ms"],
-                    p90_ms=figures["p90_ms"],
-                    p99_ms=figures["p99_ms"],
-                    p999_ms=figures["p999_ms"],
-                    cpu_ns=used,
-                    noise=kept,
-                    cpu_us_per_request=cpu.per_request_us(used, figures["requests"], "server"),
-                )
+                oha_record(workload.name, run, label, rate, figures, used, kept, figures["requests"])
             )
 
             if not self.has_ceiling(workload):
@@ -833,6 +817,28 @@ class Run:
             self.write_results(commit, dirty)
         finally:
             self.cleanup.run()
+
+
+def oha_record(workload, run, label, offered_rps, figures, used, kept, cpu_requests):
+    """A FixedRate of oha against the server (loadgen.parse_oha's figures);
+    its CPU per request is the window's CPU over `cpu_requests`."""
+    return results.FixedRate(
+        workload=workload,
+        run=run,
+        system="server",
+        label=label,
+        offered_rps=offered_rps,
+        achieved_rps=figures["rps"],
+        requests=figures["requests"],
+        errors=figures["errors"] + figures["requests"] - figures["ok"],
+        p50_ms=figures["p50_ms"],
+        p90_ms=figures["p90_ms"],
+        p99_ms=figures["p99_ms"],
+        p999_ms=figures["p999_ms"],
+        cpu_ns=used,
+        noise=kept,
+        cpu_us_per_request=cpu.per_request_us(used, cpu_requests, "server"),
+    )
 
 
 def draw_charts(doc, json_path):

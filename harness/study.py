@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from harness import cpu, loadgen, pg, results, systems
-from harness.runner import Run, draw_charts, machine_info
+from harness.runner import Run, draw_charts, machine_info, oha_record
 from harness.systems import BackendSampler, PgBouncer, StartFailed, SystemProcess, Unavailable
 from harness.tools import (
     ROOT,
@@ -410,25 +410,9 @@ class Study:
         engine.check_server_alive("the mixed load")
         requests = sum(one["requests"] for one in figures.values())
         for name, one in figures.items():
+            # Per request of both kinds: the window's CPU is shared.
             engine.fixed.append(
-                results.FixedRate(
-                    workload=f"mixed_{name}",
-                    run=run,
-                    system="server",
-                    label="mixed",
-                    offered_rps=rates[name],
-                    achieved_rps=one["rps"],
-                    requests=one["requests"],
-                    errors=one["errors"] + one["requests"] - one["ok"],
-                    p50_ms=one["p50_ms"],
-                    p90_ms=one["p90_ms"],
-                    p99_ms=one["p99_ms"],
-                    p999_ms=one["p999_ms"],
-                    cpu_ns=used,
-                    noise=kept,
-                    # Per request of both kinds: the window's CPU is shared.
-                    cpu_us_per_request=cpu.per_request_us(used, requests, "server"),
-                )
+                oha_record(f"mixed_{name}", run, "mixed", rates[name], one, used, kept, requests)
             )
 
     def measure_split(self, run):
