@@ -59,7 +59,15 @@ def compare(docs):
         deviation = deviation_pct(values)
         bound = BOUNDS[key[2]]
         rows.append(
-            (key[0], key[1], key[2], values, deviation, bound, deviation is not None and deviation <= bound)
+            (
+                key[0],
+                key[1],
+                key[2],
+                values,
+                deviation,
+                bound,
+                deviation is not None and deviation <= bound,
+            )
         )
     return rows
 

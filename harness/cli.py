@@ -388,7 +388,9 @@ def cmd_agree(options, _argv):
     if len(options.files) < 2:
         raise Fatal("agree needs at least two results files")
     docs = [results.read_json(path) for path in options.files]
-    names = [f"{doc.get('label') or os.path.basename(path)}" for doc, path in zip(docs, options.files)]
+    names = [
+        f"{doc.get('label') or os.path.basename(path)}" for doc, path in zip(docs, options.files)
+    ]
     print(agreement.markdown(agreement.compare(docs), names))
     return 0
 
@@ -465,38 +467,143 @@ def compare_parser(sub, prog):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = subparser.add_argument
-    add("--impls", default="", metavar="A[,B...]", help="only these implementations (in the order above)")
+    add(
+        "--impls",
+        default="",
+        metavar="A[,B...]",
+        help="only these implementations (in the order above)",
+    )
     add("--only", default="", metavar="W[,W...]", help="only these workloads")
     add("--runs", type=positive_int, help="rounds of every system (default 3; --quick 1)")
     add("--duration", type=positive_int, help="seconds of each saturation window (default 5)")
-    add("--warmup", type=whole_seconds, help="seconds of wrk before each window, not measured (default 2)")
-    add("--quick", action="store_true", help="a short run for CI: 1 round, 2 s windows, the common rate only, no retries")
-    add("--connections", type=positive_int, default=64, help="wrk connections = pgbench clients = oha connections (default 64)")
+    add(
+        "--warmup",
+        type=whole_seconds,
+        help="seconds of wrk before each window, not measured (default 2)",
+    )
+    add(
+        "--quick",
+        action="store_true",
+        help="a short run for CI: 1 round, 2 s windows, the common rate only, no retries",
+    )
+    add(
+        "--connections",
+        type=positive_int,
+        default=64,
+        help="wrk connections = pgbench clients = oha connections (default 64)",
+    )
     add("--threads", type=positive_int, default=2, help="wrk threads = pgbench threads (default 2)")
     add("--contacts", type=positive_int, default=10000, help="contacts to seed (default 10000)")
-    add("--concurrency", type=level_list, metavar="C[,C...]", help="also measure types and fetch100 at these connection counts (default 16,256; --quick none)")
-    add("--mixed-fib-rate", type=non_negative_float, metavar="RPS", help="/fibonacci/25 at this rate beside /types at --common-rate (default 10; 0: not measured)")
-    add("--pooler", choices=("none", "pgbouncer", "both"), default="none", help="pgbouncer: every system behind PgBouncer in transaction mode; both: directly and behind it")
-    add("--pooler-size", type=positive_int, default=8, metavar="N", help="PgBouncer's server connections (default_pool_size, default 8)")
-    add("--no-asyncpg-split", dest="asyncpg_split", action="store_false", default=None, help="skip fastapi_asyncpg's /contacts/for split")
-    add("--no-ceilings", dest="ceilings", action="store_false", help="skip the nginx and pgbench measurements")
+    add(
+        "--concurrency",
+        type=level_list,
+        metavar="C[,C...]",
+        help="also measure types and fetch100 at these connection counts (default 16,256; --quick none)",
+    )
+    add(
+        "--mixed-fib-rate",
+        type=non_negative_float,
+        metavar="RPS",
+        help="/fibonacci/25 at this rate beside /types at --common-rate (default 10; 0: not measured)",
+    )
+    add(
+        "--pooler",
+        choices=("none", "pgbouncer", "both"),
+        default="none",
+        help="pgbouncer: every system behind PgBouncer in transaction mode; both: directly and behind it",
+    )
+    add(
+        "--pooler-size",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="PgBouncer's server connections (default_pool_size, default 8)",
+    )
+    add(
+        "--no-asyncpg-split",
+        dest="asyncpg_split",
+        action="store_false",
+        default=None,
+        help="skip fastapi_asyncpg's /contacts/for split",
+    )
+    add(
+        "--no-ceilings",
+        dest="ceilings",
+        action="store_false",
+        help="skip the nginx and pgbench measurements",
+    )
     add("--no-setup", dest="setup", action="store_false", help="do not run peers/setup.sh")
-    add("--no-build", dest="build", action="store_false", help="use target/release/bakeoff as it is")
+    add(
+        "--no-build", dest="build", action="store_false", help="use target/release/bakeoff as it is"
+    )
     add("--binary", metavar="PATH", help="the reference's binary (no build)")
-    add("--server-args", default="", metavar='"..."', help="extra options for the reference's `bakeoff serve`")
-    add("--conformance-first", action="store_true", help="check conformance before measuring, not after")
-    add("--noise-threshold", type=non_negative_float, default=0.10, metavar="CORES", help="a window in which other work used more than this many cores is measured again (default 0.10)")
-    add("--max-retries", type=whole_seconds, metavar="N", help="how many times a noisy window is measured again (default 2; --quick 0)")
-    add("--no-fixed-rate", dest="fixed_rate", action="store_false", default=None, help="skip the fixed-rate windows")
-    add("--rate-fractions", type=percent_list, metavar="P[,P...]", help="offered rates in percent of each system's capacity (default 25,50,75,90; --quick none)")
-    add("--common-rate", type=whole_seconds, default=500, metavar="RPS", help="one offered rate for every system, 0 for none (default 500)")
-    add("--fixed-rate-duration", type=positive_int, metavar="S", help="seconds of each fixed-rate window (default 4; --quick 2)")
-    add("--pipeline-depth", type=whole_seconds, default=16, metavar="N", help="the database's pipelined ceiling depth (default 16; 0: not measured)")
+    add(
+        "--server-args",
+        default="",
+        metavar='"..."',
+        help="extra options for the reference's `bakeoff serve`",
+    )
+    add(
+        "--conformance-first",
+        action="store_true",
+        help="check conformance before measuring, not after",
+    )
+    add(
+        "--noise-threshold",
+        type=non_negative_float,
+        default=0.10,
+        metavar="CORES",
+        help="a window in which other work used more than this many cores is measured again (default 0.10)",
+    )
+    add(
+        "--max-retries",
+        type=whole_seconds,
+        metavar="N",
+        help="how many times a noisy window is measured again (default 2; --quick 0)",
+    )
+    add(
+        "--no-fixed-rate",
+        dest="fixed_rate",
+        action="store_false",
+        default=None,
+        help="skip the fixed-rate windows",
+    )
+    add(
+        "--rate-fractions",
+        type=percent_list,
+        metavar="P[,P...]",
+        help="offered rates in percent of each system's capacity (default 25,50,75,90; --quick none)",
+    )
+    add(
+        "--common-rate",
+        type=whole_seconds,
+        default=500,
+        metavar="RPS",
+        help="one offered rate for every system, 0 for none (default 500)",
+    )
+    add(
+        "--fixed-rate-duration",
+        type=positive_int,
+        metavar="S",
+        help="seconds of each fixed-rate window (default 4; --quick 2)",
+    )
+    add(
+        "--pipeline-depth",
+        type=whole_seconds,
+        default=16,
+        metavar="N",
+        help="the database's pipelined ceiling depth (default 16; 0: not measured)",
+    )
     add("--raw-dir", default="", metavar="DIR", help="keep every tool's raw output in DIR")
     add("--label", default="", help="a label for this run, kept in the JSON and its file name")
     add("--out", default="", metavar="FILE", help="write the JSON here instead of results/")
     add("--no-charts", dest="charts", action="store_false", help="no charts")
-    add("--cpu-method", choices=("auto", "proc"), default="auto", help="auto: cgroups where writable; proc: /proc")
+    add(
+        "--cpu-method",
+        choices=("auto", "proc"),
+        default="auto",
+        help="auto: cgroups where writable; proc: /proc",
+    )
     subparser.set_defaults(func=cmd_compare)
 
 

@@ -126,7 +126,7 @@ def parse(words):
             options.layouts = inline if equals else value(word)
         elif option in ("--server-cpus", "--db-cpus", "--wrk-cpus"):
             cpus = inline if equals else value(option, "a CPU list")
-            options.pin_args += [f"--pin-{option[2:-len('-cpus')]}", cpus]
+            options.pin_args += [f"--pin-{option[2 : -len('-cpus')]}", cpus]
         elif option == "--server-args":
             options.server_args = inline if equals else value(word)
         elif word in LAYOUT_SETS:

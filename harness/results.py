@@ -13,7 +13,6 @@ import json
 import os
 import statistics
 from dataclasses import dataclass, field
-from typing import Optional
 
 from harness import stats
 
@@ -57,29 +56,29 @@ class Measurement:
     tool: str
     # What answered: the server's name, "nginx" or "pgbench".
     target: str
-    requests: Optional[int]
-    duration_s: Optional[float]
+    requests: int | None
+    duration_s: float | None
     rps: float
     url: str = ""
     # wrk only: latencies in µs (min, p50, p90, p99, p999, max, mean, stdev),
     # responses with status >= 400, socket errors by kind, bytes read.
-    latency_us: Optional[dict] = None
+    latency_us: dict | None = None
     non_2xx: int = 0
-    socket_errors: Optional[dict] = None
-    bytes: Optional[int] = None
+    socket_errors: dict | None = None
+    bytes: int | None = None
     # pgbench only: failed transactions, its average latency, the generated
     # script, its -D variables and the session settings it ran with.
     failed: int = 0
-    latency_avg_us: Optional[float] = None
-    script: Optional[str] = None
+    latency_avg_us: float | None = None
+    script: str | None = None
     variables: list = field(default_factory=list)
     pgoptions: str = ""
     # CPU used in the window per component (ns) and per request (µs), and
     # how it was read (cpu.py: cgroup-v2, cgroup-v1 or proc).
     cpu_ns: dict = field(default_factory=dict)
-    cpu_us_per_request: Optional[dict] = None
+    cpu_us_per_request: dict | None = None
     cpu_method: str = ""
-    noise: Optional[Noise] = None
+    noise: Noise | None = None
 
     @classmethod
     def from_dict(cls, data):
@@ -100,17 +99,17 @@ class FixedRate:
     # Which rate: "25%" .. "90%" of that run's measured capacity, or "common".
     label: str
     offered_rps: float
-    achieved_rps: Optional[float]
-    requests: Optional[int]
+    achieved_rps: float | None
+    requests: int | None
     errors: int
     # Latency percentiles, from each request's intended send time.
-    p50_ms: Optional[float]
-    p90_ms: Optional[float]
-    p99_ms: Optional[float]
-    p999_ms: Optional[float]
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
     cpu_ns: dict = field(default_factory=dict)
-    cpu_us_per_request: Optional[dict] = None
-    noise: Optional[Noise] = None
+    cpu_us_per_request: dict | None = None
+    noise: Noise | None = None
 
     @classmethod
     def from_dict(cls, data):

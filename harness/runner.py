@@ -587,7 +587,9 @@ class Run:
             figures, used, kept = self.window(f"{workload.name} at {rate}/s", run_oha)
             self.check_server_alive(f"{workload.name} at {rate}/s")
             self.fixed.append(
-                oha_record(workload.name, run, label, rate, figures, used, kept, figures["requests"])
+                oha_record(
+                    workload.name, run, label, rate, figures, used, kept, figures["requests"]
+                )
             )
 
             if not self.has_ceiling(workload):

@@ -44,7 +44,11 @@ CONCURRENCY_WORKLOADS = ("types", "fetch100")
 SPLIT_ROUTES = (
     ("fetch", "/contacts/fetch", "fetch, no transaction"),
     ("fetch_in_tx", "/experiments/fetch_in_tx", "fetch inside a transaction"),
-    ("cursor_prefetch", "/experiments/cursor_prefetch", "cursor, prefetch = page size + 1: one Execute"),
+    (
+        "cursor_prefetch",
+        "/experiments/cursor_prefetch",
+        "cursor, prefetch = page size + 1: one Execute",
+    ),
     ("for", "/contacts/for", "cursor inside a transaction (the study's /contacts/for)"),
 )
 SPLIT_LIMITS = (10, 100, 200)

@@ -56,7 +56,9 @@ def cpu_chart(doc, path):
             low.append(max(total - spread.get("min", total), 0))
             high.append(max(spread.get("max", total) - total, 0))
         ax.errorbar(positions, bottoms, yerr=[low, high], fmt="none", ecolor="black", capsize=2)
-        ax.set_xticks(list(positions), [s["name"] for s in systems], fontsize=6, rotation=60, ha="right")
+        ax.set_xticks(
+            list(positions), [s["name"] for s in systems], fontsize=6, rotation=60, ha="right"
+        )
         ax.set_title(name, fontsize=9)
     axes[0][0].set_ylabel("CPU µs per request (median of rounds)")
     axes[0][0].legend(fontsize=7)

@@ -96,7 +96,10 @@ def workload_tables(doc):
                     fmt_ms(common["p50_ms"]) if common else "-",
                     fmt_ms(common["p99_ms"]) if common else "-",
                     fmt_cpu(common["cpu_us_per_request"].get("server")) if common else "-",
-                    str(workload["summary"]["non_2xx"] + sum(workload["summary"]["socket_errors"].values())),
+                    str(
+                        workload["summary"]["non_2xx"]
+                        + sum(workload["summary"]["socket_errors"].values())
+                    ),
                 ]
             )
         if not rows:
@@ -106,9 +109,7 @@ def workload_tables(doc):
             title += f" (`GET {ceiling['path']}`)"
         ceiling_text = ""
         if ceiling and ceiling.get("ceiling_figures"):
-            ceiling_text = (
-                f"Ceiling ({ceiling['ceiling']}): {fmt_with_spread(ceiling['ceiling_figures'], runs)} req/s"
-            )
+            ceiling_text = f"Ceiling ({ceiling['ceiling']}): {fmt_with_spread(ceiling['ceiling_figures'], runs)} req/s"
             pipelined = ceiling.get("pipeline_ceiling_figures")
             if pipelined:
                 ceiling_text += (
@@ -174,13 +175,17 @@ def systems_table(doc):
                 system["status"] + (f": {system['reason']}" if system["reason"] else ""),
                 str(system.get("processes") or "-"),
                 f"{system['backends_idle']:g}" if system.get("backends_idle") is not None else "-",
-                str(system.get("backends_peak") if system.get("backends_peak") is not None else "-"),
+                str(
+                    system.get("backends_peak") if system.get("backends_peak") is not None else "-"
+                ),
                 f"{rss / 1024:.0f} MiB" if rss else "-",
                 f"{system['ready_s']:.1f} s" if system.get("ready_s") is not None else "-",
                 f"{conformance['passed']}/{conformance['failed']}/{conformance['skipped']}"
                 if conformance
                 else "-",
-                ", ".join(conformance["failed_rules"]) if conformance and conformance["failed_rules"] else "-",
+                ", ".join(conformance["failed_rules"])
+                if conformance and conformance["failed_rules"]
+                else "-",
             ]
         )
     return "## The systems\n\n" + _table(
@@ -296,7 +301,11 @@ def pooler_table(doc):
     ]
     if not pairs:
         return ""
-    names = [name for name in doc["params"]["workloads"] if name in ("types", "fetch100", "contact_random")]
+    names = [
+        name
+        for name in doc["params"]["workloads"]
+        if name in ("types", "fetch100", "contact_random")
+    ]
     rows = []
     for pooled, direct in pairs:
         cells = []
@@ -349,7 +358,9 @@ def notes(doc, out_path):
     lines = []
     for system in doc["systems"]:
         if system["status"] != "measured":
-            lines.append(f"**{system['name']}: not measured** ({system['status']}: {system['reason']})")
+            lines.append(
+                f"**{system['name']}: not measured** ({system['status']}: {system['reason']})"
+            )
         for workload in system.get("workloads", []) + system.get("more", []):
             summary = workload["summary"]
             errors = summary["non_2xx"] + sum(summary["socket_errors"].values())

@@ -40,12 +40,8 @@ class System:
 # round's ceilings are measured beside it.
 SYSTEMS = (
     System("reference", "Rust: hyper + tokio-postgres (this repository)"),
-    System(
-        "fastapi_asyncpg", "FastAPI + asyncpg, uvicorn: 1 worker per core, 1 event loop each"
-    ),
-    System(
-        "fastapi_orm", "FastAPI + SQLAlchemy 2 async ORM (asyncpg), uvicorn: 1 worker per core"
-    ),
+    System("fastapi_asyncpg", "FastAPI + asyncpg, uvicorn: 1 worker per core, 1 event loop each"),
+    System("fastapi_orm", "FastAPI + SQLAlchemy 2 async ORM (asyncpg), uvicorn: 1 worker per core"),
     System("fastapi_aiopg", "FastAPI + aiopg (psycopg2), uvicorn: 1 worker per core"),
     System(
         "fastapi_aiopg_compat",

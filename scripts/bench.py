@@ -72,8 +72,10 @@ def cmd_wait_http(args):
         if status == args.status:
             return 0
         time.sleep(0.1)
-    print(f"{args.url} answered {status or 'nothing'}, not {args.status}, "
-          f"within {args.timeout:g}s", file=sys.stderr)
+    print(
+        f"{args.url} answered {status or 'nothing'}, not {args.status}, within {args.timeout:g}s",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -107,10 +109,9 @@ def cmd_parse_wrk(args):
     report = None
     for line in text.splitlines():
         if line.startswith("BAKEOFF_JSON "):
-            report = json.loads(line[len("BAKEOFF_JSON "):])
+            report = json.loads(line[len("BAKEOFF_JSON ") :])
     if report is None:
-        print(f"no BAKEOFF_JSON line in the wrk output ({args.file}):\n{text}",
-              file=sys.stderr)
+        print(f"no BAKEOFF_JSON line in the wrk output ({args.file}):\n{text}", file=sys.stderr)
         return 1
     duration_s = report["duration_us"] / 1e6
     errors = report["errors"]
@@ -118,16 +119,22 @@ def cmd_parse_wrk(args):
     # counters, so a difference means the Lua report is broken.
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket_line = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
     if non2xx and int(non2xx.group(1)) != errors["status"]:
-        print(f"warning: wrk printed {non2xx.group(1)} non-2xx responses, "
-              f"the Lua report {errors['status']}", file=sys.stderr)
+        print(
+            f"warning: wrk printed {non2xx.group(1)} non-2xx responses, "
+            f"the Lua report {errors['status']}",
+            file=sys.stderr,
+        )
     if socket_line:
         printed = [int(g) for g in socket_line.groups()]
         counted = [errors[k] for k in ("connect", "read", "write", "timeout")]
         if printed != counted:
-            print(f"warning: wrk printed socket errors {printed}, "
-                  f"the Lua report {counted}", file=sys.stderr)
+            print(
+                f"warning: wrk printed socket errors {printed}, the Lua report {counted}",
+                file=sys.stderr,
+            )
     out = {
         "workload": args.workload,
         "role": args.role,
@@ -153,8 +160,7 @@ def cmd_parse_pgbench(args):
     text = read_text(args.file)
     tps = re.search(r"^tps = ([0-9.]+)", text, re.M)
     if not tps:
-        print(f"no tps line in the pgbench output ({args.file}):\n{text}",
-              file=sys.stderr)
+        print(f"no tps line in the pgbench output ({args.file}):\n{text}", file=sys.stderr)
         return 1
     processed = re.search(r"number of transactions actually processed: (\d+)", text)
     failed = re.search(r"number of failed transactions: (\d+)", text)
@@ -248,8 +254,12 @@ def spread(values):
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return {"median": statistics.median(values), "min": min(values),
-            "max": max(values), "values": values}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
 
 
 def summarize(entry):
@@ -270,16 +280,20 @@ def summarize(entry):
         "requests": sum(s["requests"] for s in server),
         # Successful answers only: a server that sheds load with fast 503s
         # would otherwise look faster for it.
-        "rps_2xx": spread([(s["requests"] - s["non_2xx"]) / s["duration_s"]
-                           for s in server if s["duration_s"]]),
+        "rps_2xx": spread(
+            [(s["requests"] - s["non_2xx"]) / s["duration_s"] for s in server if s["duration_s"]]
+        ),
         "socket_errors": {
             k: sum(s["socket_errors"][k] for s in server)
             for k in ("connect", "read", "write", "timeout")
         },
         "ceiling_rps": ceiling_rps,
         "ceiling_failed": sum(c.get("failed", 0) or 0 for c in ceiling),
-        "ratio": (rps["median"] / ceiling_rps["median"]
-                  if rps and ceiling_rps and ceiling_rps["median"] else None),
+        "ratio": (
+            rps["median"] / ceiling_rps["median"]
+            if rps and ceiling_rps and ceiling_rps["median"]
+            else None
+        ),
     }
     return summary
 
@@ -289,8 +303,7 @@ def markdown_table(doc):
     head = ["workload", "req/s"]
     if runs > 1:
         head.append(f"min–max ({runs} runs)")
-    head += ["p50", "p99", "max", "non-2xx", "socket errors",
-             "ceiling", "ceiling req/s", "ratio"]
+    head += ["p50", "p99", "max", "non-2xx", "socket errors", "ceiling", "ceiling req/s", "ratio"]
     align = ["---"] + ["---:"] * (len(head) - 1)
     align[head.index("ceiling")] = "---"
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
@@ -310,7 +323,8 @@ def markdown_table(doc):
             fmt_us(s["latency_us"]["max"]),
             str(s["non_2xx"]),
             err_cell,
-            w["ceiling"] if w["ceiling"] != "none"
+            w["ceiling"]
+            if w["ceiling"] != "none"
             else ("skipped" if w.get("ceiling_skipped") else "-"),
             fmt_rps(s["ceiling_rps"]["median"] if s["ceiling_rps"] else None),
             f"{s['ratio']:.2f}" if s["ratio"] is not None else "-",
@@ -321,9 +335,18 @@ def markdown_table(doc):
 
 def cmd_report(args):
     # The keys a reader looks for first come first.
-    doc = {"schema": SCHEMA_VERSION, "name": None, "label": None, "date": None,
-           "commit": None, "dirty": None, "command": None, "machine": machine_info(),
-           "versions": {}, "params": {}}
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "name": None,
+        "label": None,
+        "date": None,
+        "commit": None,
+        "dirty": None,
+        "command": None,
+        "machine": machine_info(),
+        "versions": {},
+        "params": {},
+    }
     for item in args.set or []:
         key, value = split_kv(item)
         set_dotted(doc, key, value)
@@ -374,11 +397,14 @@ def cmd_report(args):
                 f"**{w['name']}: {s['non_2xx']} of {s['requests']} responses "
                 f"({100 * s['non_2xx'] / s['requests']:.1f}%) had status >= 400**; "
                 f"req/s counts them, successful ones alone: "
-                f"{fmt_rps(s['rps_2xx']['median'])}/s")
+                f"{fmt_rps(s['rps_2xx']['median'])}/s"
+            )
         errors = sum(s["socket_errors"].values())
         if errors:
-            notes.append(f"**{w['name']}: {errors} socket errors** "
-                         f"({', '.join(f'{k} {v}' for k, v in s['socket_errors'].items() if v)})")
+            notes.append(
+                f"**{w['name']}: {errors} socket errors** "
+                f"({', '.join(f'{k} {v}' for k, v in s['socket_errors'].items() if v)})"
+            )
     skipped = sorted({w["ceiling_skipped"] for w in doc["workloads"] if w.get("ceiling_skipped")})
     notes += [f"ceiling skipped: {reason}" for reason in skipped]
     rss = doc.get("server", {}).get("peak_rss_kib")
@@ -391,7 +417,8 @@ def cmd_report(args):
     notes.append(
         f"wrk: {p.get('connections')} connections, {p.get('threads')} threads, "
         f"{p.get('duration_s')} s per workload and per ceiling, {p.get('runs')} run(s); "
-        f"{p.get('contacts')} contacts")
+        f"{p.get('contacts')} contacts"
+    )
     if p.get("pin"):
         pins = ", ".join(f"{k} on CPUs {v}" for k, v in p["pin"].items() if v)
         if pins:
@@ -426,8 +453,10 @@ def cmd_compare(args):
             cells.append(fmt_rps(rps["median"]) if rps else "-")
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
-    print("requests/s (median over each file's runs); files: "
-          + ", ".join(os.path.relpath(p) for p in args.files))
+    print(
+        "requests/s (median over each file's runs); files: "
+        + ", ".join(os.path.relpath(p) for p in args.files)
+    )
     return 0
 
 
@@ -435,8 +464,9 @@ def main():
     # Die of SIGINT like any tool on Ctrl-C (no KeyboardInterrupt traceback),
     # so that the calling script sees the signal and stops too.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    ap = argparse.ArgumentParser(prog="bench.py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     sub.add_parser("free-port").set_defaults(func=cmd_free_port)

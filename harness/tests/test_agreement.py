@@ -36,7 +36,9 @@ class Deviation(unittest.TestCase):
 
 class Compare(unittest.TestCase):
     def test_rows_and_bounds(self):
-        rows = agreement.compare([doc(1000, 0.5, 60.0), doc(1080, 0.55, 62.0), doc(950, 0.52, 70.0)])
+        rows = agreement.compare(
+            [doc(1000, 0.5, 60.0), doc(1080, 0.55, 62.0), doc(950, 0.52, 70.0)]
+        )
         by_figure = {row[1]: row for row in rows}
         self.assertEqual(
             set(by_figure),

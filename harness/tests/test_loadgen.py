@@ -100,9 +100,11 @@ class OhaTests(unittest.TestCase):
         self.assertAlmostEqual(figures["p999_ms"], 6.02871)
 
     def test_real_errors_are_counted(self):
-        text = ('{"summary": {"total": 1.0}, "latencyPercentiles": {"p50": 0.001},'
-                ' "statusCodeDistribution": {"200": 8, "503": 2},'
-                ' "errorDistribution": {"connection refused": 3, "aborted due to deadline": 1}}')
+        text = (
+            '{"summary": {"total": 1.0}, "latencyPercentiles": {"p50": 0.001},'
+            ' "statusCodeDistribution": {"200": 8, "503": 2},'
+            ' "errorDistribution": {"connection refused": 3, "aborted due to deadline": 1}}'
+        )
         figures = loadgen.parse_oha(text)
         self.assertEqual((figures["requests"], figures["ok"], figures["errors"]), (10, 8, 3))
         self.assertEqual(figures["aborted_at_end"], 1)

@@ -8,9 +8,7 @@ from harness import drive, plans
 class PlansTests(unittest.TestCase):
     def test_parse(self):
         options = plans.parse(["--runs", "5", "old", "--duration=2", "new"])
-        self.assertEqual(
-            (options.runs, options.duration, options.binaries), (5, 2, ["old", "new"])
-        )
+        self.assertEqual((options.runs, options.duration, options.binaries), (5, 2, ["old", "new"]))
         self.assertEqual(plans.parse(["b"]).runs, 3)
         for words in ([], ["--bogus", "b"], ["--runs", "0", "b"], ["b", "--runs"]):
             with self.subTest(words=words), self.assertRaises(plans.UsageError):

@@ -10,7 +10,7 @@ import time
 import unittest
 
 from harness import results, study_report, systems
-from harness.study import Study, Variant
+from harness.study import Study
 
 
 class FakeAccounting:
@@ -46,7 +46,9 @@ class SystemsTable(unittest.TestCase):
 
 class BackendTitles(unittest.TestCase):
     def test_client_backends_over_tcp_and_socket(self):
-        self.assertTrue(systems.is_client_backend("postgres: postgres bakeoff 127.0.0.1(40312) idle"))
+        self.assertTrue(
+            systems.is_client_backend("postgres: postgres bakeoff 127.0.0.1(40312) idle")
+        )
         self.assertTrue(systems.is_client_backend("postgres: app bakeoff [local] SELECT"))
 
     def test_background_processes_are_not_clients(self):
@@ -101,7 +103,12 @@ def measurement(workload, run, rps, server_us, role="server", target="x", reques
         rps=rps,
         latency_us={"p50": 100, "p99": 900, "max": 2000},
         socket_errors={"connect": 0, "read": 0, "write": 0, "timeout": 0},
-        cpu_us_per_request={"server": server_us, "database": 20.0, "load_generator": 5.0, "total": (server_us or 0.0) + 25.0},
+        cpu_us_per_request={
+            "server": server_us,
+            "database": 20.0,
+            "load_generator": 5.0,
+            "total": (server_us or 0.0) + 25.0,
+        },
     )
 
 
@@ -119,15 +126,24 @@ def fixed(workload, run, p99, label="common", rate=500):
         p90_ms=p99 / 2,
         p99_ms=p99,
         p999_ms=p99 * 2,
-        cpu_us_per_request={"server": 50.0, "database": 40.0, "load_generator": 10.0, "total": 100.0},
+        cpu_us_per_request={
+            "server": 50.0,
+            "database": 40.0,
+            "load_generator": 10.0,
+            "total": 100.0,
+        },
     )
 
 
 class Document(unittest.TestCase):
     def setUp(self):
         options = argparse.Namespace(
-            only="types", impls="reference,fastapi_asyncpg", pooler="both", ceilings=True,
-            runs=3, common_rate=500,
+            only="types",
+            impls="reference,fastapi_asyncpg",
+            pooler="both",
+            ceilings=True,
+            runs=3,
+            common_rate=500,
         )
         self.study = Study(options, "scripts/compare.sh --test")
         self.study.plan()
@@ -140,15 +156,26 @@ class Document(unittest.TestCase):
         # reference: 9000, 10000, 11000 req/s; asyncpg 2000, 2500, 3000;
         # asyncpg behind the pooler 1500 in every round.
         for run, (ref, apg) in enumerate(((9000, 2000), (10000, 2500), (11000, 3000)), start=1):
-            by_name["reference"].measurements.append(measurement("types", run, ref, 30.0, target="reference"))
+            by_name["reference"].measurements.append(
+                measurement("types", run, ref, 30.0, target="reference")
+            )
             by_name["fastapi_asyncpg"].measurements.append(measurement("types", run, apg, 300.0))
-            by_name["fastapi_asyncpg+pgbouncer"].measurements.append(measurement("types", run, 1500, 350.0))
+            by_name["fastapi_asyncpg+pgbouncer"].measurements.append(
+                measurement("types", run, 1500, 350.0)
+            )
             by_name["fastapi_asyncpg"].fixed.append(fixed("types", run, 8.0 * run))
             by_name["fastapi_asyncpg+pgbouncer"].fixed.append(fixed("types", run, 20.0))
             by_name["fastapi_asyncpg"].fixed.append(fixed("mixed_types", run, 80.0, label="mixed"))
-            self.study.ceilings.append(measurement("types", run, 20000, None, role="ceiling", target="pgbench"))
-            for name, idle, peak in (("fastapi_asyncpg", 20, 20), ("fastapi_asyncpg+pgbouncer", 8, 8)):
-                by_name[name].rounds.append({"run": run, "backends_idle": idle, "backends_peak": peak - 1 + run // 3})
+            self.study.ceilings.append(
+                measurement("types", run, 20000, None, role="ceiling", target="pgbench")
+            )
+            for name, idle, peak in (
+                ("fastapi_asyncpg", 20, 20),
+                ("fastapi_asyncpg+pgbouncer", 8, 8),
+            ):
+                by_name[name].rounds.append(
+                    {"run": run, "backends_idle": idle, "backends_peak": peak - 1 + run // 3}
+                )
         by_name["reference+pgbouncer"].status = "failed"
         by_name["reference+pgbouncer"].reason = "did not start"
         self.by_name = by_name
@@ -175,10 +202,20 @@ class Document(unittest.TestCase):
             "command": "scripts/compare.sh --test",
             "machine": {"cores": 2},
             "params": {
-                "workloads": ["types"], "runs": 3, "common_rate": 500, "connections": 64,
-                "threads": 2, "duration_s": 5, "warmup_s": 2, "contacts": 10000,
-                "noise_threshold_cores": 0.1, "fixed_rate": True, "rate_fractions_pct": [],
-                "concurrency": [], "mixed_fib_rate": 10, "asyncpg_split": False,
+                "workloads": ["types"],
+                "runs": 3,
+                "common_rate": 500,
+                "connections": 64,
+                "threads": 2,
+                "duration_s": 5,
+                "warmup_s": 2,
+                "contacts": 10000,
+                "noise_threshold_cores": 0.1,
+                "fixed_rate": True,
+                "rate_fractions_pct": [],
+                "concurrency": [],
+                "mixed_fib_rate": 10,
+                "asyncpg_split": False,
             },
         }
         self.study.engine = argparse.Namespace(workload_infos=lambda: self.infos)
@@ -189,7 +226,9 @@ class Document(unittest.TestCase):
         self.assertEqual(len(row), 1, text)
         self.assertIn("| 2000–3000 | 40% | 0.25 | 0.12 |", row[0])
         # The pooler: 1500 / 2500 = 0.60, backends 20 -> 8, p99 16ms -> 20ms.
-        pooler = [line for line in text.splitlines() if line.startswith("| fastapi_asyncpg | 20 → 8")]
+        pooler = [
+            line for line in text.splitlines() if line.startswith("| fastapi_asyncpg | 20 → 8")
+        ]
         self.assertEqual(len(pooler), 1, text)
         self.assertIn("| 0.60 |", pooler[0])
         self.assertIn("16.00ms → 20.00ms", pooler[0])

@@ -184,9 +184,7 @@ async def experiments_cursor_prefetch(
     contacts = []
     async with request.app.state.pool.acquire() as connection:
         async with connection.transaction():
-            page = await cursor(
-                connection, *page_query(limit, offset, starts), prefetch=limit + 1
-            )
+            page = await cursor(connection, *page_query(limit, offset, starts), prefetch=limit + 1)
             async for row in page:
                 contacts.append(to_contact(row))
     return contacts
