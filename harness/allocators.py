@@ -1,14 +1,21 @@
 """`allocators` (scripts/allocators.sh, also `scripts/run.sh --allocators`):
 the benchmark once per global allocator (the cargo features mimalloc and
 jemalloc, and the system allocator with --no-default-features), each built
-into its own target dir, the same workloads and database, and their
-requests/s side by side. The runs are `run`'s, each a child as run.sh."""
+into its own target dir, the same workloads, and their requests/s side by
+side. Each is one `run` (runner.Run) in this process."""
 
+import argparse
+import contextlib
+import dataclasses
 import os
 import subprocess
+import sys
 
-from harness import drive, results
-from harness.tools import ROOT, Fatal, ensure_tools, git_state, log, result_path
+from harness import archive, report
+from harness import options as options_module
+from harness.runner import Run
+from harness.settings import RUN
+from harness.tools import ROOT, Fatal, ensure_tools, git_state, log, quote_command, result_path
 
 # (name, cargo options), in the order they are built and run.
 ALLOCATORS = (
@@ -17,89 +24,79 @@ ALLOCATORS = (
     ("system", ("--no-default-features",)),
 )
 
-# run's options that each allocator's run sets.
-RUN_SETS = ("--binary", "--no-build", "--label", "--out", "--target")
-
-USAGE = """\
-Usage: scripts/allocators.sh [RUN.SH OPTIONS]
-       scripts/run.sh --allocators [RUN.SH OPTIONS]
-
+DESCRIPTION = """\
 Builds the release server once per allocator (mimalloc, the default;
-jemalloc; the system allocator), each into target/alloc-NAME, then runs
-scripts/run.sh with each binary, one after the other, and prints their
+jemalloc; the system allocator), each into target/alloc-NAME, then runs the
+benchmark with each binary, one after the other, and prints their
 requests/s side by side. The ceilings are measured in the first run only
-(they do not depend on the server). Other options go to run.sh as they are
-(--quick, --duration, --only, --runs, --server-args, ...)."""
-
-
-def parse(words):
-    """allocators' words → run's words; raises ShowHelp or Fatal."""
-    run_args = []
-    for word in words:
-        if word in ("-h", "--help"):
-            raise drive.ShowHelp()
-        if word == "--allocators":
-            continue
-        if word.split("=", 1)[0] in RUN_SETS:
-            raise Fatal(
-                f"{word.split('=', 1)[0]} cannot be given here: each allocator's run sets it"
-            )
-        run_args.append(word)
-    return run_args
+(they do not depend on the server). The options are run.sh's; each run sets
+--binary, --label and --out itself."""
 
 
 def binary_of(name):
     return os.path.join(ROOT, "target", f"alloc-{name}", "release", "bakeoff")
 
 
-def run_args_for(name, run_args, out, first):
-    """run's words for one allocator's run; the ceilings in the first only."""
-    args = [*run_args, "--binary", binary_of(name), "--label", f"alloc-{name}", "--out", out]
-    return args if first else [*args, "--no-ceilings"]
-
-
-def main(words):
-    try:
-        run_args = parse(words)
-    except drive.ShowHelp:
-        print(USAGE)
-        return 0
-    ensure_tools(["cargo"])
-    commit, dirty = git_state()
-    env = drive.child_env(
-        {"BAKEOFF_GIT_COMMIT": commit, "BAKEOFF_GIT_DIRTY": "true" if dirty else "false"}
+def run_settings(settings, name, out, first):
+    """One allocator's run: its binary, label and file; the ceilings in the first only."""
+    return dataclasses.replace(
+        settings,
+        binary=binary_of(name),
+        build=False,
+        label=f"alloc-{name}",
+        out=out,
+        ceilings=settings.ceilings and first,
     )
 
+
+def refuse_what_each_run_sets(namespace):
+    for option, value in (
+        ("--binary", namespace.binary),
+        ("--no-build", namespace.build is False),
+        ("--label", namespace.label),
+        ("--out", namespace.out),
+        ("--target", namespace.target),
+    ):
+        if value:
+            raise Fatal(f"{option} cannot be given here: each allocator's run sets it")
+
+
+def cmd_allocators(options, argv):
+    refuse_what_each_run_sets(options)
+    settings = options_module.from_args(options, RUN)
+    ensure_tools(["cargo"])
+    commit, dirty = git_state()
+    os.environ["BAKEOFF_GIT_COMMIT"] = commit
+    os.environ["BAKEOFF_GIT_DIRTY"] = "true" if dirty else "false"
     for name, cargo_options in ALLOCATORS:
         command = ["cargo", "build", "--release", *cargo_options]
         log(f"building with the {name} allocator ({' '.join(command)})")
-        build_env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", f"alloc-{name}"))
-        if subprocess.call(command, cwd=ROOT, stdout=2, env=build_env) != 0:
+        env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", f"alloc-{name}"))
+        if subprocess.call(command, cwd=ROOT, stdout=2, env=env) != 0:
             raise Fatal(f"the {name} build failed (see above)")
-
+    command_line = quote_command(["scripts/allocators.sh", *argv])
     paths, labels = [], []
     for number, (name, _) in enumerate(ALLOCATORS):
-        out = result_path("bakeoff", f"alloc-{name}", commit, dirty)
+        out = result_path("run", commit, dirty, settings.quick, f"alloc-{name}")
         log(f"allocator {name}")
         # Each run's table goes to stderr: stdout is for the comparison.
-        status = drive.run_harness(
-            run_args_for(name, run_args, out, number == 0), to_stderr=True, env=env
-        )
-        if status != 0:
-            # As the bash script under set -e: the first failed run ends it.
-            log(f"the run with the {name} allocator failed (exit status {status})")
-            return status
+        with contextlib.redirect_stdout(sys.stderr):
+            Run(run_settings(settings, name, out, number == 0), command_line).run()
         paths.append(out)
         labels.append(name)
-
     print()
-    docs = [results.read_json(path) for path in paths]
-    print(drive.rps_table(docs, paths, labels), flush=True)
+    docs = [archive.read_json(path) for path in paths]
+    print(report.rps_side_by_side(docs, paths, labels), flush=True)
     return 0
 
 
-def add_parser(sub, _prog=None):
-    """Registers `allocators` (its usage names the scripts)."""
-    drive.add_raw_parser(
-        sub, "allocators", "the benchmark once per global allocator (allocators.sh)", main
+def add_parser(sub, prog=None):
+    parser = sub.add_parser(
+        "allocators",
+        help="the benchmark once per global allocator (scripts/allocators.sh)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **({"prog": prog} if prog else {}),
     )
+    options_module.add_options(parser, RUN)
+    parser.set_defaults(func=cmd_allocators)

@@ -26,7 +26,9 @@ import time
 
 from harness.tools import warn
 
-COMPONENTS = ("server", "nginx", "database", "pooler", "load_generator")
+# "front": HAProxy in front of several instances; "link": the delay link
+# between the app hosts and the database host (both with --hosts).
+COMPONENTS = ("server", "nginx", "database", "pooler", "front", "link", "load_generator")
 
 # The sh wrapper that starts a command inside a cgroup: it writes its own pid
 # to cgroup.procs (so it and everything it execs and forks are in), then
@@ -94,6 +96,9 @@ class Accounting:
         self.parent = None
         self.roots = {component: [] for component in COMPONENTS}  # "proc": tracked root pids
         self.exited_ns = {component: 0 for component in COMPONENTS}
+        # The components something was started in (or moved into): only
+        # their CPU counts in a window. The load generator always runs.
+        self.active = {"load_generator"}
         if directory:
             remove_stale(directory)
             self.parent = os.path.join(directory, f"bakeoff-harness-{os.getpid()}")
@@ -109,12 +114,14 @@ class Accounting:
     def wrap(self, component, argv):
         """argv, prefixed so that the command starts inside the component's
         cgroup (unchanged for "proc": call track() with its pid instead)."""
+        self.active.add(component)
         if self.parent is None:
             return list(argv)
         return ["sh", "-c", JOIN_AND_EXEC, self._procs_file(component), *argv]
 
     def track(self, component, pid):
         """ "proc": count pid's process tree for this component."""
+        self.active.add(component)
         if self.parent is None:
             self.roots[component].append(pid)
 
@@ -126,6 +133,7 @@ class Accounting:
         pids = [pid, *descendants(pid)]
         if self.parent is None:
             self.roots[component].append(pid)
+            self.active.add(component)
             return len(pids)
         moved = 0
         for one in pids:
@@ -135,6 +143,8 @@ class Accounting:
                 moved += 1
             except OSError:
                 pass  # exited meanwhile, or not ours to move
+        if moved:
+            self.active.add(component)
         return moved
 
     def pids(self, component):
@@ -333,8 +343,11 @@ def per_request_us(used_ns, requests, server_component):
         "database": us(used_ns["database"]) if "database" in used_ns else None,
         "load_generator": us(used_ns["load_generator"]) if "load_generator" in used_ns else None,
     }
-    if "pooler" in used_ns:
-        # PgBouncer between the server and PostgreSQL (compare --pooler).
-        out["pooler"] = us(used_ns["pooler"])
+    for part in ("pooler", "front", "link"):
+        # PgBouncer between the server and PostgreSQL (--pooler), HAProxy in
+        # front of several instances, the delay link (--hosts): their own
+        # parts, present only where they ran.
+        if part in used_ns:
+            out[part] = us(used_ns[part])
     out["total"] = sum(value for value in out.values() if value is not None)
     return out

@@ -14,8 +14,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from harness import cpu, drive, loadgen, pg
-from harness.server import Server
+from harness import cpu, loadgen, pg, systems
+from harness import options as options_module
+from harness.argtypes import positive_int
+from harness.settings import FLAME
 from harness.tools import (
     ROOT,
     Cleanup,
@@ -36,102 +38,36 @@ LEAVES_KEPT = 40
 LEAVES_SHOWN = 8
 
 
-def usage():
-    return f"""\
-Usage: scripts/flamegraph.sh [OPTIONS] WORKLOAD
-
-Profiles the server under one workload and writes flamegraphs/WORKLOAD.svg.
-Workloads: {" ".join(workload.name for workload in WORKLOADS)}
-
-Options:
-  --duration S        seconds of sampling under wrk load (default 10)
-  --warmup S          seconds of wrk before sampling starts (default 2)
-  --connections C     wrk connections (default 64)
-  --threads T         wrk threads (default 2)
-  --contacts N        contacts to seed (default 10000)
-  --frequency HZ      samples per second (default 999)
-  --call-graph MODE   fp: perf -g, frame pointers (the default; the build
-                      keeps them, but libc's and std's code has none, so a
-                      stack that is in a syscall loses its Rust callers:
-                      about half the samples under a database workload)
-                      dwarf: complete stacks, inlined frames too; perf.data
-                      is larger and rendering takes ~30 s more
-  --server-args "..." extra options for `bakeoff serve`, split on spaces
-  --out FILE          write the SVG here instead
-  -h, --help          this help
+DESCRIPTION = """\
+Profiles the server under one workload and writes flamegraphs/WORKLOAD.svg,
+with the heaviest leaf frames beside it in WORKLOAD.leaves.txt.
 
 The build goes to target/flamegraph (CARGO_PROFILE_RELEASE_DEBUG=true,
 -C force-frame-pointers=yes), so it does not throw away target/release.
 Sampling uses the cpu-clock software event: hardware counters are often
 missing in virtual machines. Needs perf, wrk, PostgreSQL, and inferno
-(installed with `cargo install inferno` when missing)."""
+(installed with `cargo install inferno` when missing).
+
+--call-graph fp (the default) uses frame pointers: the build keeps them, but
+libc's and std's code has none, so a stack that is in a syscall loses its
+Rust callers (about half the samples under a database workload); dwarf gives
+complete stacks, inlined frames too, with a larger perf.data and ~30 s more
+to render."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlameOptions:
-    workload: str = ""
-    duration: int = 10
-    warmup: int = 2
-    connections: int = 64
-    threads: int = 2
-    contacts: int = 10000
+    """One profile: the measuring settings (duration, warm-up, connections,
+    threads, contacts, server args, out) and perf's own."""
+
+    settings: object
+    workload: str
     frequency: int = 999
     call_graph: str = "fp"
-    server_args: str = ""
-    out: str = ""
 
-
-POSITIVE = ("--duration", "--connections", "--threads", "--contacts", "--frequency")
-VALUED = (*POSITIVE, "--warmup", "--call-graph", "--server-args", "--out")
-
-
-def set_option(options, option, value):
-    if option in POSITIVE and not re.fullmatch(r"[1-9][0-9]*", value):
-        raise Fatal(f"{option} must be a positive integer, not '{value}'")
-    if option == "--warmup" and not re.fullmatch(r"[0-9]+", value):
-        raise Fatal(f"--warmup must be a whole number of seconds, not '{value}'")
-    if option == "--call-graph" and value not in ("fp", "dwarf"):
-        raise Fatal(f"--call-graph is fp or dwarf, not '{value}'")
-    attribute = option[2:].replace("-", "_")
-    setattr(options, attribute, int(value) if option in POSITIVE or option == "--warmup" else value)
-
-
-def parse(words):
-    """flamegraph's words → FlameOptions; raises ShowHelp or Fatal."""
-    options = FlameOptions()
-    words = list(words)
-    index = 0
-    while index < len(words):
-        word = words[index]
-        option, equals, inline = word.partition("=")
-        if word in ("-h", "--help"):
-            raise drive.ShowHelp()
-        if option in VALUED:
-            if equals:
-                set_option(options, option, inline)
-            else:
-                if index + 1 >= len(words):
-                    raise Fatal(f"{word} needs a value (see --help)")
-                index += 1
-                set_option(options, word, words[index])
-        elif word.startswith("-"):
-            raise Fatal(f"unknown option '{word}' (see --help)")
-        else:
-            if options.workload:
-                raise Fatal(f"one workload at a time (got '{options.workload}' and '{word}')")
-            options.workload = word
-        index += 1
-    if not options.workload:
-        raise Fatal("which workload? (see --help)")
-    if options.workload not in BY_NAME:
-        raise Fatal(
-            f"unknown workload '{options.workload}'; the workloads are: "
-            + " ".join(workload.name for workload in WORKLOADS)
-        )
-    if options.threads > options.connections:
-        raise Fatal("--threads cannot exceed --connections")
-    options.out = options.out or os.path.join(ROOT, "flamegraphs", f"{options.workload}.svg")
-    return options
+    @property
+    def out(self):
+        return self.settings.out or os.path.join(ROOT, "flamegraphs", f"{self.workload}.svg")
 
 
 # --- pure parts ----------------------------------------------------------------------
@@ -228,16 +164,16 @@ class Profile:
             workload,
             self.server.url,
             seconds,
-            options.connections,
-            options.threads,
+            options.settings.connections,
+            options.settings.threads,
             WRK_TIMEOUT_S,
-            options.contacts,
+            options.settings.contacts,
         )
         status, text = loadgen.run_tool(argv, os.path.join(self.tmp, out_name))
         if status != 0:
             print(text, file=sys.stderr)
             if not self.server.alive():
-                tail = self.server.log_tail().splitlines()[-20:]
+                tail = self.server.log_tail(20).splitlines()
                 print("\n".join(tail), file=sys.stderr)
                 raise Fatal(
                     f"the server is gone: it exited during {workload.name} "
@@ -273,7 +209,7 @@ class Profile:
             data,
             "--",
             "sleep",
-            str(options.duration),
+            str(options.settings.duration),
         ]
         with open(perf_log, "w", encoding="utf-8") as out:
             perf = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
@@ -289,10 +225,10 @@ class Profile:
             print(perf_output(), file=sys.stderr, end="")
             raise Fatal("perf record did not start (its output is above)")
         log(
-            f"sampling the server at {options.frequency} Hz for {options.duration}s "
+            f"sampling the server at {options.frequency} Hz for {options.settings.duration}s "
             f"under {options.workload}"
         )
-        figures = self.wrk(options.duration, "wrk.txt")
+        figures = self.wrk(options.settings.duration, "wrk.txt")
         status = perf.wait()
         self.cleanup.remove(step)
         if status != 0:
@@ -330,7 +266,7 @@ class Profile:
                 [
                     os.path.join(self.inferno, "inferno-flamegraph"),
                     "--title",
-                    title(options.workload, commit, dirty, options.connections, rps),
+                    title(options.workload, commit, dirty, options.settings.connections, rps),
                 ],
                 stdin=source,
                 stdout=svg,
@@ -356,19 +292,22 @@ class Profile:
             binary = build_profiling_binary()
             # No CPU accounting here: "proc" starts every command as it is.
             accounting = cpu.Accounting(force_method="proc")
-            db = pg.Postgres.throwaway(self.tmp, options.connections + 200, "tcp", accounting, [])
+            db = pg.Postgres.throwaway(
+                self.tmp, options.settings.connections + 200, "tcp", accounting, []
+            )
             self.cleanup.push(db.stop)
-            db.seed(binary, options.contacts)
-            self.server = Server(
-                binary, options.server_args.split(), db.url, self.tmp, accounting, []
+            db.seed(binary, options.settings.contacts)
+            reference = systems.read_manifest(os.path.join(systems.PEERS, "reference"))
+            launch = systems.Launch(db.url, binary, options.settings.server_args)
+            self.server = systems.start(
+                reference, launch, name="bakeoff", tmp=self.tmp, accounting=accounting
             )
             self.cleanup.push(self.server.stop)
-            self.server.wait_started()
             if not wait_http(f"{self.server.url}/types", 30, alive=self.server.alive):
                 raise Fatal("the server's database is not up")
-            if options.warmup > 0:
-                log(f"warming up for {options.warmup}s")
-                self.wrk(options.warmup, "warmup.txt", parse=False)
+            if options.settings.warmup > 0:
+                log(f"warming up for {options.settings.warmup}s")
+                self.wrk(options.settings.warmup, "warmup.txt", parse=False)
             data = os.path.join(self.tmp, "perf.data")
             rps = self.record(data)
             self.render(data, commit, dirty, rps)
@@ -377,17 +316,36 @@ class Profile:
         return 0
 
 
-def main(words):
-    try:
-        options = parse(words)
-    except drive.ShowHelp:
-        print(usage())
-        return 0
-    return Profile(options).run()
+def cmd_flamegraph(options, _argv):
+    settings = options_module.from_args(options, FLAME)
+    if options.workload not in BY_NAME:
+        raise Fatal(
+            f"unknown workload '{options.workload}'; the workloads are: "
+            + " ".join(workload.name for workload in WORKLOADS)
+        )
+    profile = FlameOptions(settings, options.workload, options.frequency, options.call_graph)
+    return Profile(profile).run()
 
 
-def add_parser(sub, _prog=None):
-    """Registers `flamegraph` (its usage names scripts/flamegraph.sh)."""
-    drive.add_raw_parser(
-        sub, "flamegraph", "the server's CPU profile under one workload (flamegraph.sh)", main
+def add_parser(sub, prog=None):
+    import argparse
+
+    parser = sub.add_parser(
+        "flamegraph",
+        help="the server's CPU profile under one workload (scripts/flamegraph.sh)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **({"prog": prog} if prog else {}),
     )
+    parser.add_argument("workload", metavar="WORKLOAD", help=" ".join(w.name for w in WORKLOADS))
+    parser.add_argument(
+        "--frequency",
+        type=positive_int,
+        default=999,
+        help="samples per second (default 999)",
+    )
+    parser.add_argument(
+        "--call-graph", choices=("fp", "dwarf"), default="fp", help="how perf unwinds (default fp)"
+    )
+    options_module.add_options(parser, FLAME)
+    parser.set_defaults(func=cmd_flamegraph)

@@ -10,7 +10,11 @@ charge to any cgroup when it accounts interrupt time separately.
 """
 
 import os
+import time
 from dataclasses import dataclass
+
+from harness import cpu, results
+from harness.tools import warn
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -84,3 +88,44 @@ def pick_attempt(attempts, threshold_cores):
         if not is_noisy(attempt[0], threshold_cores):
             return attempt
     return min(attempts, key=lambda attempt: attempt[0].other_cores)
+
+
+def gated(what, measure, accounting, threshold_cores, max_retries, retried):
+    """Runs measure() as one measured window, again while other work took
+    more than threshold_cores of the machine (up to max_retries times;
+    retried(seconds) is told of each retry). Returns (result, {component:
+    ns} of the components that ran, results.Noise) of the attempt kept."""
+    attempts = []
+    for attempt in range(1 + max_retries):
+        stat_before = read_proc_stat()
+        cpu_before = accounting.usage_ns()
+        start = time.monotonic()
+        result = measure()
+        seconds = time.monotonic() - start
+        cpu_after = accounting.usage_ns()
+        stat_after = read_proc_stat()
+        used = {
+            component: ns
+            for component, ns in cpu.deltas(cpu_before, cpu_after).items()
+            if component in accounting.active
+        }
+        busy = busy_in_window(stat_before, stat_after, sum(used.values()), seconds)
+        attempts.append((busy, (result, used)))
+        if not is_noisy(busy, threshold_cores):
+            break
+        more = attempt < max_retries
+        if more:
+            retried(seconds)
+        warn(
+            f"{what}: other work used {busy.other_cores:.2f} cores during the window "
+            f"(gate {threshold_cores:g}){': measuring it again' if more else ''}"
+        )
+    busy, (result, used) = pick_attempt(attempts, threshold_cores)
+    kept = results.Noise(
+        other_cores=round(busy.other_cores, 4),
+        ours_cores=round(busy.ours_cores, 4),
+        interrupts_cores=round(busy.interrupts_cores, 4),
+        noisy=is_noisy(busy, threshold_cores),
+        attempts=len(attempts),
+    )
+    return result, used, kept

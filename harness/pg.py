@@ -24,14 +24,27 @@ class Postgres:
     """A database the run measures against; `url` is what the server and
     pgbench connect to."""
 
-    def __init__(self, url, data_dir=None, postmaster_pid=None):
+    def __init__(self, url, data_dir=None, postmaster_pid=None, log_path=None):
         self.url = url
         # Set for a throwaway cluster only: stop() stops it.
         self.data_dir = data_dir
         self.postmaster_pid = postmaster_pid
+        # The server's log (a throwaway cluster's): refused connections are read from it.
+        self.log_path = log_path
+
+    def log_text(self):
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as file:
+                return file.read()
+        except OSError:
+            return ""
 
     @classmethod
-    def throwaway(cls, tmp_dir, max_connections, transport, accounting, pin_command):
+    def throwaway(cls, tmp_dir, max_connections, transport, accounting, pin_command, host=None):
+        """A new cluster in tmp_dir, started; on `host` (hosts.Host: its
+        network namespace and address) or on loopback."""
         directory = os.path.join(tmp_dir, "pg")
         os.mkdir(directory)
         if os.geteuid() == 0:
@@ -68,13 +81,14 @@ class Postgres:
         if status != 0:
             raise Fatal(f"initdb failed:\n{_tail(initdb_log)}")
         port = free_port()
+        address = host.address if host else "127.0.0.1"
         # A throwaway cluster: no durability (the data is rebuilt on every
         # run, and seeding is faster), TCP on loopback like the study's
         # servers, the socket in our own dir (not /var/run/postgresql).
         with open(os.path.join(data, "postgresql.conf"), "a", encoding="utf-8") as conf:
             conf.write(f"""
 # Added by the harness (harness/pg.py) for a throwaway benchmark cluster.
-listen_addresses = '127.0.0.1'
+listen_addresses = '{address}'
 port = {port}
 unix_socket_directories = '{directory}'
 max_connections = {max_connections}
@@ -83,13 +97,14 @@ synchronous_commit = off
 full_page_writes = off
 """)
         server_log = os.path.join(directory, "postgres.log")
-        db = cls(None, data_dir=data)
+        db = cls(None, data_dir=data, log_path=server_log)
         # pg_ctl forks the postmaster; started inside the database's cgroup,
         # the postmaster and every backend it forks are counted there.
         argv = accounting.wrap(
             "database",
             [
                 *pin_command,
+                *(host.wrap([]) if host else []),
                 *as_pg(
                     [need_tool("pg_ctl"), "-D", data, "-l", server_log, "-w", "-t", "60", "start"]
                 ),
@@ -101,7 +116,7 @@ full_page_writes = off
         db.postmaster_pid = _postmaster_pid(data)
         if db.postmaster_pid:
             accounting.track("database", db.postmaster_pid)
-        admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        admin = f"postgresql://postgres@{address}:{port}/postgres"
         if (
             subprocess.call(
                 [need_tool("psql"), "-X", "-q", "-d", admin, "-c", "CREATE DATABASE bakeoff"]
@@ -109,7 +124,7 @@ full_page_writes = off
             != 0
         ):
             raise Fatal("could not create the database")
-        db.url = f"postgresql://postgres@127.0.0.1:{port}/bakeoff"
+        db.url = f"postgresql://postgres@{address}:{port}/bakeoff"
         if transport == "unix":
             # The same URL form for libpq (psql, pgbench) and tokio-postgres.
             db.url = f"postgresql://postgres@/bakeoff?host={directory}&port={port}"
@@ -212,10 +227,10 @@ full_page_writes = off
         """The settings that matter for speed."""
         return json.loads(
             self.value(
-                "SELECT json_object_agg(name, setting ORDER BY name) FROM pg_settings WHERE name IN "
-                "('max_connections', 'shared_buffers', 'work_mem', 'fsync', 'synchronous_commit', "
-                "'jit', 'effective_cache_size', 'random_page_cost', 'max_parallel_workers_per_gather', "
-                "'lc_collate', 'server_encoding')"
+                "SELECT json_object_agg(name, setting ORDER BY name) FROM pg_settings "
+                "WHERE name IN ('max_connections', 'shared_buffers', 'work_mem', 'fsync', "
+                "'synchronous_commit', 'jit', 'effective_cache_size', 'random_page_cost', "
+                "'max_parallel_workers_per_gather', 'lc_collate', 'server_encoding')"
             )
         )
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from harness import drive, loadgen, tools
+from harness import loadgen, tools
 from harness.tools import Cleanup, Fatal, free_port, http_get, log, stop_process, wait_http
 
 USAGE = """\
@@ -34,44 +34,11 @@ MEASURED = "limit=10&starts=m"
 WRK = ("-t2", "-c64")
 
 
-class UsageError(Exception):
-    """A wrong command line: the message and exit status 2."""
-
-
 @dataclass
 class PlansOptions:
     runs: int = 3
     duration: int = 5
     binaries: list = field(default_factory=list)
-
-
-def parse(words):
-    """starts-plans' words → PlansOptions; raises ShowHelp or UsageError."""
-    options = PlansOptions()
-    words = list(words)
-    index = 0
-    while index < len(words):
-        word = words[index]
-        option, equals, inline = word.partition("=")
-        if word in ("-h", "--help"):
-            raise drive.ShowHelp()
-        if option in ("--runs", "--duration"):
-            if not equals:
-                if index + 1 >= len(words):
-                    raise UsageError(f"{option} needs a value")
-                index += 1
-                inline = words[index]
-            if not re.fullmatch(r"[1-9][0-9]*", inline):
-                raise UsageError(f"{option} must be a positive integer, not '{inline}'")
-            setattr(options, option[2:], int(inline))
-        elif word.startswith("-"):
-            raise UsageError(f"unknown option {word}")
-        else:
-            options.binaries.append(word)
-        index += 1
-    if not options.binaries:
-        raise UsageError("name at least one binary")
-    return options
 
 
 def requests_per_second(text):
@@ -162,15 +129,7 @@ class Measure:
                 print(table_row(binary, state, rates), flush=True)
 
 
-def main(words):
-    try:
-        options = parse(words)
-    except drive.ShowHelp:
-        print(USAGE)
-        return 0
-    except UsageError as error:
-        print(f"{tools.PROG}: {error}", file=sys.stderr)
-        return 2
+def cmd_plans(options, _argv):
     if not os.environ.get("DATABASE_URL"):
         raise Fatal("set DATABASE_URL to a database seeded with bakeoff seed")
     if not tools.tool_path("wrk"):
@@ -178,7 +137,7 @@ def main(words):
     for binary in options.binaries:
         if not os.access(binary, os.X_OK):
             raise Fatal(f"no executable at {binary}")
-    measure = Measure(options)
+    measure = Measure(PlansOptions(options.runs, options.duration, options.binaries))
     measure.tmp = tempfile.mkdtemp(prefix="bakeoff.", dir=os.environ.get("TMPDIR") or "/tmp")
     try:
         measure.run()
@@ -187,11 +146,19 @@ def main(words):
     return 0
 
 
-def add_parser(sub, _prog=None):
-    """Registers `starts-plans` (its usage names scripts/starts_plans.sh)."""
-    drive.add_raw_parser(
-        sub,
+def add_parser(sub, prog=None):
+    import argparse
+
+    from harness.argtypes import positive_int
+
+    parser = sub.add_parser(
         "starts-plans",
-        "fetch_starts on fresh and primed servers (starts_plans.sh)",
-        main,
+        help="fetch_starts on fresh and primed servers (scripts/starts_plans.sh)",
+        description=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **({"prog": prog} if prog else {}),
     )
+    parser.add_argument("--runs", type=positive_int, default=3, help="runs per binary and state")
+    parser.add_argument("--duration", type=positive_int, default=5, help="seconds of each wrk run")
+    parser.add_argument("binaries", nargs="+", metavar="BINARY")
+    parser.set_defaults(func=cmd_plans)

@@ -176,14 +176,15 @@ def notes(doc, out_path):
             lines.append(
                 f"**{workload['name']}: {summary['non_2xx']} of {summary['requests']} responses "
                 f"({100 * summary['non_2xx'] / summary['requests']:.1f}%) had status >= 400**; "
-                f"req/s counts them, successful ones alone: {fmt_rps(summary['rps_2xx']['median'])}/s"
+                "req/s counts them, successful ones alone: "
+                f"{fmt_rps(summary['rps_2xx']['median'])}/s"
             )
         errors = sum(summary["socket_errors"].values())
         if errors:
-            lines.append(
-                f"**{workload['name']}: {errors} socket errors** "
-                f"({', '.join(f'{kind} {count}' for kind, count in summary['socket_errors'].items() if count)})"
+            kinds = ", ".join(
+                f"{kind} {count}" for kind, count in summary["socket_errors"].items() if count
             )
+            lines.append(f"**{workload['name']}: {errors} socket errors** ({kinds})")
     skipped = sorted(
         {
             workload["ceiling_skipped"]
@@ -236,3 +237,47 @@ def markdown(doc, out_path):
         )
     parts.append(notes(doc, out_path))
     return "\n\n".join(parts)
+
+
+# --- several results side by side (pin, allocators) -------------------------------
+
+
+def workload_rps(workload):
+    """The median requests/s of a workload entry: schema 2's top-level
+    `median`, or schema 1's summary."""
+    if "median" in workload:
+        return workload["median"]
+    return ((workload.get("summary") or {}).get("rps") or {}).get("median")
+
+
+def rps_side_by_side(docs, paths, labels=()):
+    """The requests/s of several results documents side by side (pin's and
+    allocators' tables): workload rows (in the order they
+    first appear), one column per document, labelled by `labels` or else by
+    the document's label, name or file name."""
+    labels = list(labels)
+    for index, doc in enumerate(docs):
+        if index >= len(labels):
+            labels.append(doc.get("label") or doc.get("name") or os.path.basename(paths[index]))
+    names = []
+    for doc in docs:
+        for workload in doc.get("workloads", []):
+            if workload["name"] not in names:
+                names.append(workload["name"])
+    lines = [
+        "| workload | " + " | ".join(labels) + " |",
+        "| --- | " + " | ".join("---:" for _ in labels) + " |",
+    ]
+    for name in names:
+        cells = []
+        for doc in docs:
+            workload = next((w for w in doc.get("workloads", []) if w["name"] == name), None)
+            rps = workload_rps(workload) if workload else None
+            cells.append("-" if rps is None else f"{rps:.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "requests/s (median over each file's runs); files: "
+        + ", ".join(os.path.relpath(path) for path in paths)
+    )
+    return "\n".join(lines)

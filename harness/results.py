@@ -9,16 +9,17 @@ describes every field.
 """
 
 import dataclasses
-import json
-import os
 import statistics
 from dataclasses import dataclass, field
 
 from harness import stats
 
 # Bumped whenever a field of the results file changes meaning. 1: bench.py's
-# (scripts/run.sh in bash); 2: this package's (CPU, spreads, fixed rates, noise).
-SCHEMA_VERSION = 2
+# (scripts/run.sh in bash); 2: this package's (CPU, spreads, fixed rates,
+# noise); 3: the same document, with every window's record moved out of the
+# JSON into a compressed file beside it (read_json puts them back).
+SCHEMA_VERSION = 3
+READABLE = (2, 3)
 
 CPU_PARTS = ("server", "database", "load_generator", "total")
 
@@ -79,6 +80,9 @@ class Measurement:
     cpu_us_per_request: dict | None = None
     cpu_method: str = ""
     noise: Noise | None = None
+    # Where the server ran (site.Placement.label): "" for one instance on
+    # loopback, else e.g. "2ms x4 pgbouncer". Ceilings have "".
+    placement: str = ""
 
     @classmethod
     def from_dict(cls, data):
@@ -110,6 +114,8 @@ class FixedRate:
     cpu_ns: dict = field(default_factory=dict)
     cpu_us_per_request: dict | None = None
     noise: Noise | None = None
+    # As Measurement.placement; pgbench --rate has "".
+    placement: str = ""
 
     @classmethod
     def from_dict(cls, data):
@@ -158,6 +164,20 @@ def figures(records):
     }
 
 
+def per_run(records):
+    """Each run's requests/s and CPU µs per request, in run order: what a
+    per-round ratio between two systems is computed from."""
+    ordered = sorted(records, key=lambda record: record.run)
+    return {
+        "run": [record.run for record in ordered],
+        "rps": [record.rps for record in ordered],
+        "cpu_us_per_request": {
+            part: [(record.cpu_us_per_request or {}).get(part) for record in ordered]
+            for part in CPU_PARTS
+        },
+    }
+
+
 def fixed_rate_rows(records, system):
     """One row per offered rate (by label), the median over runs of each
     figure, in the order the rates ran."""
@@ -186,6 +206,16 @@ def fixed_rate_rows(records, system):
                 "p99_ms": med("p99_ms"),
                 "p999_ms": med("p999_ms"),
                 "errors": sum(record.errors for record in group),
+                # Each run's latency and server CPU, in run order (the mixed
+                # load's spread over the rounds).
+                "by_run": {
+                    "run": [record.run for record in group],
+                    "p50_ms": [record.p50_ms for record in group],
+                    "p99_ms": [record.p99_ms for record in group],
+                    "server_us": [
+                        (record.cpu_us_per_request or {}).get("server") for record in group
+                    ],
+                },
                 "cpu_us_per_request": _median_of(cpu),
                 "cpu_spread": cpu,
                 "runs": len(group),
@@ -316,6 +346,7 @@ def workload_entry(info, measurements, fixed):
         for run in runs
     ]
     entry.update(figures(server))
+    entry["per_run"] = per_run(server)
     entry["ceiling_figures"] = figures(ceiling) if ceiling else None
     entry["ratio_to_ceiling"] = stats.ratio(
         entry["median"], (entry["ceiling_figures"] or {}).get("median")
@@ -340,19 +371,31 @@ def workload_entry(info, measurements, fixed):
     return entry
 
 
-def build_document(meta, workload_infos, measurements, fixed):
+def build_document(meta, workload_infos, measurements, fixed, placements=("",)):
     """The whole results document: meta (date, commit, machine, params, ...)
-    first, then one entry per workload in the order they ran."""
+    first, then one entry per workload in the order they ran, for each
+    placement in turn (its label under "placement"; the ceilings, which run
+    once per run, appear with every placement)."""
     doc = {"schema_version": SCHEMA_VERSION}
     doc.update(meta)
-    doc["workloads"] = [
-        workload_entry(
-            info,
-            [measurement for measurement in measurements if measurement.workload == info["name"]],
-            [fixed_record for fixed_record in fixed if fixed_record.workload == info["name"]],
-        )
-        for info in workload_infos
-    ]
+    doc["workloads"] = []
+    for label in placements:
+        for info in workload_infos:
+            entry = workload_entry(
+                info,
+                [
+                    m
+                    for m in measurements
+                    if m.workload == info["name"] and (m.role != "server" or m.placement == label)
+                ],
+                [
+                    f
+                    for f in fixed
+                    if f.workload == info["name"] and (f.system != "server" or f.placement == label)
+                ],
+            )
+            entry["placement"] = label
+            doc["workloads"].append(entry)
     everything = [*measurements, *fixed]
     doc["noise"] = {
         key: value for key, value in noise_summary(everything).items() if key != "windows"
@@ -371,17 +414,3 @@ def records_of(doc):
                     measurements.append(Measurement.from_dict(run[role]))
             fixed.extend(FixedRate.from_dict(record) for record in run.get("fixed_rate", []))
     return measurements, fixed
-
-
-def write_json(doc, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(doc, file, indent=2, ensure_ascii=False)
-        file.write("\n")
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)

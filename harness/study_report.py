@@ -7,22 +7,10 @@ the connection counts, the mixed load, the pooler against the direct run,
 asyncpg's /contacts/for split, and notes."""
 
 import os
-import time
 
 from harness import stats
 from harness.report import fmt_cpu, fmt_ms, fmt_rps, fmt_spread
-from harness.tools import ROOT
-
-
-def result_path(commit, dirty, label, quick, pooler):
-    """results/compare-<UTC date>-<commit>[-dirty][-quick][-pooler][-LABEL].json"""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    short = "nocommit" if commit == "none" else commit[:10]
-    name = f"compare-{stamp}-{short}{'-dirty' if dirty else ''}"
-    name += "-quick" if quick else ""
-    name += f"-{pooler}" if pooler != "none" else ""
-    name += f"-{label}" if label else ""
-    return os.path.join(ROOT, "results", name + ".json")
+from harness.workloads import SPLIT_LIMITS, SPLIT_ROUTES, SPLIT_SYSTEM
 
 
 def _table(head, rows, left=1):
@@ -109,7 +97,8 @@ def workload_tables(doc):
             title += f" (`GET {ceiling['path']}`)"
         ceiling_text = ""
         if ceiling and ceiling.get("ceiling_figures"):
-            ceiling_text = f"Ceiling ({ceiling['ceiling']}): {fmt_with_spread(ceiling['ceiling_figures'], runs)} req/s"
+            figures = fmt_with_spread(ceiling["ceiling_figures"], runs)
+            ceiling_text = f"Ceiling ({ceiling['ceiling']}): {figures} req/s"
             pipelined = ceiling.get("pipeline_ceiling_figures")
             if pipelined:
                 ceiling_text += (
@@ -150,7 +139,8 @@ def fractions_table(doc):
             for label in labels:
                 row = fixed_row(workload, label)
                 cells.append(
-                    f"{fmt_rps(row['offered_rps'])}/s: {fmt_ms(row['p50_ms'])} / {fmt_ms(row['p99_ms'])}"
+                    f"{fmt_rps(row['offered_rps'])}/s: "
+                    f"{fmt_ms(row['p50_ms'])} / {fmt_ms(row['p99_ms'])}"
                     if row
                     else "-"
                 )
@@ -331,11 +321,9 @@ def pooler_table(doc):
 
 
 def split_table(doc):
-    system = next((s for s in measured(doc) if s["name"] == "fastapi_asyncpg"), None)
+    system = next((s for s in measured(doc) if s["name"] == SPLIT_SYSTEM), None)
     if not system or not doc["params"].get("asyncpg_split"):
         return ""
-    from harness.study import SPLIT_LIMITS, SPLIT_ROUTES
-
     runs = doc["params"]["runs"]
     rows = []
     for key, path, what in SPLIT_ROUTES:
@@ -383,7 +371,8 @@ def notes(doc, out_path):
     lines.append(
         f"wrk: {params['connections']} connections, {params['threads']} threads, "
         f"{params['duration_s']} s per window after {params['warmup_s']} s of warm-up; "
-        f"{params['runs']} round(s), each system started afresh in each; {params['contacts']} contacts; "
+        f"{params['runs']} round(s), each system started afresh in each; "
+        f"{params['contacts']} contacts; "
         "ceilings measured in each round beside the first system"
     )
     lines.append(
@@ -400,7 +389,8 @@ def notes(doc, out_path):
         "0.2 s while the system ran (peak), and once after it settled (idle)"
     )
     lines.append(
-        "conformance: scripts/conformance.py (fib(40) skipped); peers/README.md explains the deviations"
+        "the API contract: scripts/check_contract.py, each system before it is measured, on an "
+        "instance of its own (fib(40) skipped); peers/README.md explains the deviations"
     )
     lines.append(f"results: {os.path.relpath(out_path)}")
     return "## Notes\n\n" + "".join(f"- {line}\n" for line in lines)

@@ -218,7 +218,8 @@ def stop_process(process, sig=signal.SIGTERM, seconds=15):
         return process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         warn(
-            f"process {process.pid} still running {seconds}s after {signal.Signals(sig).name}; killing it"
+            f"process {process.pid} still running {seconds}s after "
+            f"{signal.Signals(sig).name}; killing it"
         )
         process.kill()
         return process.wait()
@@ -309,13 +310,13 @@ def git_state():
     return commit, dirty == "true"
 
 
-def result_path(name, label, commit, dirty):
-    """results/<UTC date>-<commit>[-dirty]-NAME[-LABEL].json, named so that
-    `ls results/` sorts them by date."""
+def result_path(kind, commit, dirty, quick=False, label=""):
+    """results/<UTC date>-<commit>[-dirty]-<kind>[-quick][-<label>].json, the
+    one naming scheme of every command (kind: run, compare, pin-LAYOUT, ...),
+    named so that `ls results/` sorts them by date."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     short = "nocommit" if commit == "none" else commit[:10]
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    suffix = f"-{label}" if label else ""
-    return os.path.join(
-        ROOT, "results", f"{stamp}-{short}{'-dirty' if dirty else ''}-{safe}{suffix}.json"
-    )
+    name = f"{stamp}-{short}{'-dirty' if dirty else ''}-{kind}"
+    name += "-quick" if quick else ""
+    name += f"-{label}" if label else ""
+    return os.path.join(ROOT, "results", re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".json")

@@ -76,6 +76,24 @@ WORKLOADS = (
 
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
+# The study measures these again at other connection counts (--concurrency).
+CONCURRENCY_WORKLOADS = ("types", "fetch100")
+
+# fastapi_asyncpg's /contacts/for split into its parts (the study's extra
+# windows): the route, and what it isolates; at each page size.
+SPLIT_SYSTEM = "fastapi_asyncpg"
+SPLIT_ROUTES = (
+    ("fetch", "/contacts/fetch", "fetch, no transaction"),
+    ("fetch_in_tx", "/experiments/fetch_in_tx", "fetch inside a transaction"),
+    (
+        "cursor_prefetch",
+        "/experiments/cursor_prefetch",
+        "cursor, prefetch = page size + 1: one Execute",
+    ),
+    ("for", "/contacts/for", "cursor inside a transaction (the study's /contacts/for)"),
+)
+SPLIT_LIMITS = (10, 100, 200)
+
 
 def select(only):
     """The workloads named in a comma-separated --only, in the table's order

@@ -9,6 +9,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ "${1:-}" = --allocators ]; then
+	shift
 	exec "$root/scripts/allocators.sh" "$@"
 fi
 # Not cd'ing to the root: relative --out and --binary paths stay the caller's.

@@ -83,6 +83,7 @@ class KernelFileTests(unittest.TestCase):
 
     def test_the_wrapper_joins_the_cgroup_before_the_command(self):
         accounting = cpu.Accounting.__new__(cpu.Accounting)
+        accounting.active = set()
         accounting.parent = "/sys/fs/cgroup/cpuacct/bakeoff-harness-1"
         argv = accounting.wrap("server", ["/bin/server", "serve"])
         self.assertEqual(argv[:2], ["sh", "-c"])
@@ -90,6 +91,8 @@ class KernelFileTests(unittest.TestCase):
         self.assertEqual(argv[4:], ["/bin/server", "serve"])
         accounting.parent = None
         self.assertEqual(accounting.wrap("server", ["/bin/server"]), ["/bin/server"])
+        # What was started in a component makes its CPU count in a window.
+        self.assertEqual(accounting.active, {"server"})
 
 
 if __name__ == "__main__":
@@ -110,7 +113,10 @@ class LiveAccountingTests(unittest.TestCase):
                 self.skipTest("no writable cgroup here")
             before = accounting.usage_ns()
             children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+            burn = (
+                "import time\nend = time.process_time() + 0.3\n"
+                "while time.process_time() < end: pass\n"
+            )
             subprocess.run(accounting.wrap("server", [sys.executable, "-c", burn]), check=True)
             children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
             used = cpu.deltas(before, accounting.usage_ns())

@@ -1,41 +1,47 @@
 """flamegraph.py: its options (as scripts/flamegraph.sh checked them), the
 leaves file and the title."""
 
+import contextlib
+import io
 import os
 import unittest
 
-from harness import drive, flamegraph
+from harness import cli, flamegraph, options
 from harness.tools import ROOT, Fatal
+
+
+def profile(*words):
+    namespace = cli.parser().parse_args(["flamegraph", *words])
+    settings = options.from_args(namespace, "flamegraph")
+    return flamegraph.FlameOptions(
+        settings, namespace.workload, namespace.frequency, namespace.call_graph
+    )
 
 
 class ParseTests(unittest.TestCase):
     def test_defaults(self):
-        options = flamegraph.parse(["types"])
+        one = profile("types")
+        settings = one.settings
         self.assertEqual(
-            (options.duration, options.warmup, options.connections, options.threads),
+            (settings.duration, settings.warmup, settings.connections, settings.threads),
             (10, 2, 64, 2),
         )
-        self.assertEqual(
-            (options.contacts, options.frequency, options.call_graph), (10000, 999, "fp")
-        )
-        self.assertEqual(options.out, os.path.join(ROOT, "flamegraphs", "types.svg"))
+        self.assertEqual((settings.contacts, one.frequency, one.call_graph), (10000, 999, "fp"))
+        self.assertEqual(one.out, os.path.join(ROOT, "flamegraphs", "types.svg"))
 
     def test_values(self):
-        options = flamegraph.parse(
-            ["--duration", "3", "--warmup=0", "--call-graph", "dwarf", "fib25", "--out", "x.svg"]
+        one = profile(
+            "--duration", "3", "--warmup=0", "--call-graph", "dwarf", "fib25", "--out", "x.svg"
         )
-        self.assertEqual((options.duration, options.warmup), (3, 0))
-        self.assertEqual(
-            (options.workload, options.call_graph, options.out), ("fib25", "dwarf", "x.svg")
-        )
-        options = flamegraph.parse(["--server-args", "--runtime per-core", "version"])
-        self.assertEqual(options.server_args, "--runtime per-core")
+        self.assertEqual((one.settings.duration, one.settings.warmup), (3, 0))
+        self.assertEqual((one.workload, one.call_graph, one.out), ("fib25", "dwarf", "x.svg"))
+        one = profile("--server-args", "--runtime per-core", "version")
+        self.assertEqual(one.settings.server_args, ("--runtime", "per-core"))
 
     def test_rejections(self):
         for words in (
             [],
             ["types", "version"],
-            ["nope"],
             ["--duration", "0", "types"],
             ["--warmup", "-1", "types"],
             ["--call-graph", "lbr", "types"],
@@ -43,10 +49,16 @@ class ParseTests(unittest.TestCase):
             ["--bogus", "types"],
             ["types", "--duration"],
         ):
-            with self.subTest(words=words), self.assertRaises(Fatal):
-                flamegraph.parse(words)
-        with self.assertRaises(drive.ShowHelp):
-            flamegraph.parse(["-h"])
+            with (
+                self.subTest(words=words),
+                self.assertRaises((Fatal, SystemExit)),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                profile(*words)
+        # An unknown workload is refused before anything is built.
+        namespace = cli.parser().parse_args(["flamegraph", "nope"])
+        with self.assertRaises(Fatal):
+            flamegraph.cmd_flamegraph(namespace, [])
 
 
 class RenderTests(unittest.TestCase):

@@ -1,9 +1,11 @@
-"""pin.py: the layout table, the words each layout gives run, and the
-checks of pin's own options (as scripts/pin.sh made them)."""
+"""pin.py: the layout table, the settings each layout gives its run, and
+the checks of pin's own options (as scripts/pin.sh made them)."""
 
+import contextlib
+import io
 import unittest
 
-from harness import drive, pin
+from harness import cli, options, pin
 from harness.tools import Fatal
 
 
@@ -35,74 +37,81 @@ class LayoutTests(unittest.TestCase):
                 pin.choose_layouts(text)
 
     def test_an_unpinned_layout_sets_only_the_runtime(self):
+        settings = options.from_args(cli.parser().parse_args(["pin", "--quick"]), "run")
+        one = pin.layout_settings(settings, pin.BY_NAME["per-core"], "/r/x.json")
+        self.assertEqual(one.server_args, ("--runtime", "per-core"))
+        self.assertEqual((one.pin_server, one.pin_db, one.pin_wrk), ("", "", ""))
         self.assertEqual(
-            pin.layout_args(pin.BY_NAME["per-core"], ["--quick"], "", "/r/x.json"),
-            [
-                "--quick",
-                "--no-build",
-                "--label",
-                "pin-per-core",
-                "--out",
-                "/r/x.json",
-                "--server-args",
-                "--runtime per-core",
-            ],
+            (one.label, one.out, one.build, one.quick), ("pin-per-core", "/r/x.json", False, True)
         )
 
     def test_a_pinned_layout_after_the_users_server_args(self):
-        args = pin.layout_args(pin.BY_NAME["multi-sdb0"], [], "--pool-size 8", "o.json")
-        self.assertEqual(
-            args[args.index("--server-args") :],
-            [
-                "--server-args",
-                "--pool-size 8 --runtime multi",
-                "--pin-server",
-                "0",
-                "--pin-db",
-                "0",
-                "--pin-wrk",
-                "1",
-            ],
-        )
+        words = ["pin", "--server-args", "--pool-size 8"]
+        settings = options.from_args(cli.parser().parse_args(words), "run")
+        one = pin.layout_settings(settings, pin.BY_NAME["multi-sdb0"], "o.json")
+        self.assertEqual(one.server_args, ("--pool-size", "8", "--runtime", "multi"))
+        self.assertEqual((one.pin_server, one.pin_db, one.pin_wrk), ("0", "0", "1"))
+
+
+def pin_words(*words):
+    """pin's parsed options and settings, or the Fatal / usage error raised."""
+    namespace = cli.parser().parse_args(["pin", *words])
+    settings = options.from_args(namespace, "run")
+    if namespace.matrix:
+        pin.check_matrix(settings)
+        pin.choose_layouts(namespace.layouts)
+    elif namespace.layouts:
+        raise Fatal("--layouts goes with --matrix")
+    return namespace, settings
 
 
 class ParseTests(unittest.TestCase):
     def test_single_form(self):
-        options = pin.parse(
-            ["--server-cpus", "0", "--quick", "--db-cpus=1", "--server-args", "--runtime x"]
+        namespace, settings = pin_words(
+            "--pin-server", "0", "--quick", "--pin-db=1", "--server-args", "--runtime x"
         )
-        self.assertFalse(options.matrix)
-        self.assertEqual(options.pin_args, ["--pin-server", "0", "--pin-db", "1"])
-        self.assertEqual(options.run_args, ["--quick"])
-        self.assertEqual(options.server_args, "--runtime x")
+        self.assertFalse(namespace.matrix)
+        self.assertEqual((settings.pin_server, settings.pin_db), ("0", "1"))
+        self.assertTrue(settings.quick)
+        self.assertEqual(settings.server_args, ("--runtime", "x"))
         # The single form passes run's own pin options and --out on.
-        options = pin.parse(["--pin-wrk", "1", "--out", "f.json", "--only", "types"])
-        self.assertEqual(options.run_args, ["--pin-wrk", "1", "--out", "f.json", "--only", "types"])
+        _, settings = pin_words("--pin-wrk", "1", "--out", "f.json", "--only", "types")
+        self.assertEqual((settings.pin_wrk, settings.out, settings.only), ("1", "f.json", "types"))
 
     def test_matrix_form(self):
-        options = pin.parse(["--quick", "--matrix", "--layouts", "all", "--only", "types"])
-        self.assertTrue(options.matrix)
-        self.assertEqual(options.layouts, "all")
-        self.assertEqual(options.run_args, ["--quick", "--only", "types"])
+        namespace, settings = pin_words(
+            "--quick", "--matrix", "--layouts", "all", "--only", "types"
+        )
+        self.assertTrue(namespace.matrix)
+        self.assertEqual(namespace.layouts, "all")
+        self.assertEqual((settings.quick, settings.only), (True, "types"))
 
     def test_rejections(self):
         for words in (
             ["--layouts", "multi"],
-            ["--matrix", "--server-cpus", "0"],
+            ["--matrix", "--pin-server", "0"],
             ["--matrix", "--out", "x.json"],
             ["--label", "x", "--matrix"],
             ["--matrix", "--pin-db=1"],
-            ["--matrix", "--target=http://x"],
-            ["--server-cpus"],
+            ["--matrix", "--target=http://x", "--name", "n"],
+            ["--pin-server"],
             ["--layouts"],
         ):
-            with self.subTest(words=words), self.assertRaises(Fatal):
-                pin.parse(words)
+            with (
+                self.subTest(words=words),
+                self.assertRaises((Fatal, SystemExit)),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                pin_words(*words)
 
     def test_help(self):
-        with self.assertRaises(drive.ShowHelp):
-            pin.parse(["--matrix", "--help"])
-        self.assertIn(pin.layouts_table(), pin.usage())
+        with (
+            self.assertRaises(SystemExit),
+            contextlib.redirect_stdout(io.StringIO()) as out,
+        ):
+            cli.parser().parse_args(["pin", "--matrix", "--help"])
+        self.assertIn("multi-sdb0", out.getvalue())
+        self.assertIn(pin.layouts_table(), pin.DESCRIPTION)
 
 
 if __name__ == "__main__":

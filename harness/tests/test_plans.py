@@ -1,20 +1,27 @@
 """plans.py (starts-plans): its words, wrk's figure and the table rows."""
 
+import contextlib
+import io
 import unittest
 
-from harness import drive, plans
+from harness import cli, plans
 
 
 class PlansTests(unittest.TestCase):
     def test_parse(self):
-        options = plans.parse(["--runs", "5", "old", "--duration=2", "new"])
-        self.assertEqual((options.runs, options.duration, options.binaries), (5, 2, ["old", "new"]))
-        self.assertEqual(plans.parse(["b"]).runs, 3)
-        for words in ([], ["--bogus", "b"], ["--runs", "0", "b"], ["b", "--runs"]):
-            with self.subTest(words=words), self.assertRaises(plans.UsageError):
-                plans.parse(words)
-        with self.assertRaises(drive.ShowHelp):
-            plans.parse(["b", "--help"])
+        parsed = cli.parser().parse_args(
+            ["starts-plans", "--runs", "5", "--duration=2", "old", "new"]
+        )
+        self.assertEqual((parsed.runs, parsed.duration, parsed.binaries), (5, 2, ["old", "new"]))
+        self.assertEqual(cli.parser().parse_args(["starts-plans", "b"]).runs, 3)
+        for words in ([], ["--bogus", "b"], ["--runs", "0", "b"], ["b", "--runs"], ["--help"]):
+            with (
+                self.subTest(words=words),
+                self.assertRaises(SystemExit),
+                contextlib.redirect_stderr(io.StringIO()),
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
+                cli.parser().parse_args(["starts-plans", *words])
 
     def test_wrk_figure(self):
         text = (

@@ -6,7 +6,7 @@ import os
 import tempfile
 import unittest
 
-from harness import report, results
+from harness import archive, report, results
 
 
 def wrk_record(run, rps, server_us, requests=1000, role="server", target="bakeoff"):
@@ -84,8 +84,8 @@ class RoundTripTests(unittest.TestCase):
         )
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "out.json")
-            results.write_json(doc, path)
-            back_measurements, back_fixed = results.records_of(results.read_json(path))
+            archive.write_json(doc, path)
+            back_measurements, back_fixed = results.records_of(archive.read_json(path))
         self.assertEqual(back_measurements, measurements)
         self.assertEqual(back_fixed, fixed)
         self.assertEqual(doc["schema_version"], results.SCHEMA_VERSION)

@@ -1,15 +1,25 @@
-"""study.py, systems.py and study_report.py: the systems' table, process
-groups stopped with nothing left, backend titles, and the comparison's
-document and markdown built from known records (figures computed here by
-hand, never read back from the code under test)."""
+"""study.py, systems.py, process.py, backends.py, study_doc.py and
+study_report.py: systems as folders with manifests, process groups stopped
+with nothing left, backend titles and refusals, and the study's document
+and markdown built from known records (figures computed here by hand, never
+read back from the code under test)."""
 
-import argparse
 import os
 import tempfile
 import time
 import unittest
 
-from harness import results, study_report, systems
+from harness import (
+    backends,
+    cli,
+    options,
+    process,
+    results,
+    study_doc,
+    study_report,
+    systems,
+    tools,
+)
 from harness.study import Study
 
 
@@ -18,6 +28,7 @@ class FakeAccounting:
 
     parent = None
     method = "proc"
+    active = frozenset()
 
     def wrap(self, _component, argv):
         return list(argv)
@@ -29,27 +40,84 @@ class FakeAccounting:
         return {"server": 0}
 
 
-class SystemsTable(unittest.TestCase):
-    def test_select_keeps_table_order(self):
-        chosen = systems.select("go_pq,reference")
+def a_system(name, order, **fields):
+    values = dict(stack=name, server_model="", connections="", pooled="", order=order)
+    values.update(fields)
+    return systems.System(name=name, **values)
+
+
+AVAILABLE = [
+    a_system("reference", 0),
+    a_system("fastapi_asyncpg", 10),
+    a_system("go_pq", 90),
+    a_system("experiment", 95, default=False),
+]
+
+
+class SystemsAreData(unittest.TestCase):
+    def test_select_keeps_round_order(self):
+        chosen = systems.select("go_pq,reference", AVAILABLE)
         self.assertEqual([system.name for system in chosen], ["reference", "go_pq"])
+        # Without names: the default systems, not the experiments.
+        self.assertEqual(
+            [system.name for system in systems.select("", AVAILABLE)],
+            ["reference", "fastapi_asyncpg", "go_pq"],
+        )
 
     def test_select_rejects_unknown(self):
         with self.assertRaises(ValueError):
-            systems.select("reference,rails")
+            systems.select("reference,rails", AVAILABLE)
 
-    def test_every_peer_has_a_start_script(self):
-        for system in systems.SYSTEMS[1:]:
-            path = os.path.join(systems.PEERS, system.name, "start.sh")
+    def test_a_folder_with_a_manifest_is_a_system(self):
+        with tempfile.TemporaryDirectory() as peers:
+            folder = os.path.join(peers, "litestar")
+            os.mkdir(folder)
+            os.mkdir(os.path.join(peers, "shared_code"))  # no manifest: no system
+            with open(os.path.join(folder, "system.toml"), "w", encoding="utf-8") as file:
+                file.write(
+                    'stack = "Litestar"\nserver_model = "1 x 1"\nconnections = "5"\n'
+                    'pooled = "nothing"\norder = 15\n[knobs]\nworkers = "WORKERS"\n'
+                )
+            start = os.path.join(folder, "start.sh")
+            with open(start, "w", encoding="utf-8") as file:
+                file.write("#!/bin/sh\n")
+            os.chmod(start, 0o755)
+            found = systems.discover(peers)
+            self.assertEqual([system.name for system in found], ["litestar"])
+            self.assertEqual(found[0].knobs, {"workers": "WORKERS"})
+            self.assertEqual((found[0].ready_path, found[0].default), ("/version", True))
+            os.chmod(start, 0o644)
+            with self.assertRaises(ValueError):
+                systems.discover(peers)
+
+    def test_a_manifest_missing_a_field_or_with_an_unknown_one_is_refused(self):
+        with tempfile.TemporaryDirectory() as peers:
+            folder = os.path.join(peers, "x")
+            os.mkdir(folder)
+            for text in (
+                'stack = "x"\n',
+                'stack = "x"\nserver_model = ""\nconnections = ""\npooled = ""\n'
+                'order = 1\ncolour = "red"\n',
+            ):
+                with open(os.path.join(folder, "system.toml"), "w", encoding="utf-8") as file:
+                    file.write(text)
+                with self.subTest(text=text), self.assertRaises(ValueError):
+                    systems.read_manifest(folder)
+
+    def test_every_system_in_peers_reads_and_can_start(self):
+        found = systems.discover()
+        self.assertEqual(found[0].name, "reference")
+        for system in found:
+            path = os.path.join(system.folder, system.start)
             self.assertTrue(os.access(path, os.X_OK), path)
 
 
 class BackendTitles(unittest.TestCase):
     def test_client_backends_over_tcp_and_socket(self):
         self.assertTrue(
-            systems.is_client_backend("postgres: postgres bakeoff 127.0.0.1(40312) idle")
+            backends.is_client_backend("postgres: postgres bakeoff 127.0.0.1(40312) idle")
         )
-        self.assertTrue(systems.is_client_backend("postgres: app bakeoff [local] SELECT"))
+        self.assertTrue(backends.is_client_backend("postgres: app bakeoff [local] SELECT"))
 
     def test_background_processes_are_not_clients(self):
         for title in (
@@ -60,35 +128,47 @@ class BackendTitles(unittest.TestCase):
             "postgres: logical replication launcher ",
             "/usr/lib/postgresql/15/bin/postgres -D /tmp/x",
         ):
-            self.assertFalse(systems.is_client_backend(title), title)
+            self.assertFalse(backends.is_client_backend(title), title)
+
+    def test_refusals_from_the_log(self):
+        log = (
+            "2026-12-06 LOG:  database system is ready\n"
+            "2026-12-06 FATAL:  sorry, too many clients already\n"
+            "2026-12-06 FATAL:  remaining connection slots are reserved for non-replication "
+            "superuser connections\n"
+        )
+        count, first = backends.refusals(log)
+        self.assertEqual(count, 2)
+        self.assertEqual(first, "FATAL: sorry, too many clients already")
+        self.assertEqual(backends.refusals("LOG: ready\n"), (0, ""))
 
 
 class ProcessGroups(unittest.TestCase):
     def start(self, script):
         tmp = tempfile.mkdtemp()
-        process = systems.SystemProcess(
-            systems.System("sleepers", ""),
+        started = process.Process(
+            "sleepers",
             ["sh", "-c", script],
-            dict(os.environ),
-            os.path.join(tmp, "log"),
-            FakeAccounting(),
+            component="server",
+            accounting=FakeAccounting(),
+            log_path=os.path.join(tmp, "log"),
         )
         deadline = time.monotonic() + 5
-        while process.processes() < 3 and time.monotonic() < deadline:
+        while started.processes() < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        return process
+        return started
 
     def test_stop_leaves_nothing(self):
-        process = self.start("sleep 30 & sleep 30 & wait")
-        self.assertEqual(process.processes(), 3)
-        how = process.stop(quiet=True, grace=5)
+        started = self.start("sleep 30 & sleep 30 & wait")
+        self.assertEqual(started.processes(), 3)
+        how = started.stop(quiet=True, grace=5)
         self.assertTrue(how.startswith("SIGTERM"), how)
-        self.assertEqual(systems.group_pids(process.process.pid), [])
+        self.assertEqual(process.group_pids(started.pid), [])
 
     def test_a_worker_ignoring_sigterm_is_killed(self):
-        process = self.start("trap '' TERM; sleep 30 & sleep 30 & wait")
-        self.assertEqual(process.stop(quiet=True, grace=1), "killed")
-        self.assertEqual(systems.group_pids(process.process.pid), [])
+        started = self.start("trap '' TERM; sleep 30 & sleep 30 & wait")
+        self.assertEqual(started.stop(quiet=True, grace=1), "killed")
+        self.assertEqual(process.group_pids(started.pid), [])
 
 
 def measurement(workload, run, rps, server_us, role="server", target="x", requests=1000):
@@ -137,16 +217,10 @@ def fixed(workload, run, p99, label="common", rate=500):
 
 class Document(unittest.TestCase):
     def setUp(self):
-        options = argparse.Namespace(
-            only="types",
-            impls="reference,fastapi_asyncpg",
-            pooler="both",
-            ceilings=True,
-            runs=3,
-            common_rate=500,
-        )
-        self.study = Study(options, "scripts/compare.sh --test")
-        self.study.plan()
+        words = ["compare", "--only", "types", "--impls", "reference,fastapi_asyncpg"]
+        words += ["--pooler", "both", "--runs", "3", "--common-rate", "500"]
+        settings = options.from_args(cli.parser().parse_args(words), "compare")
+        self.study = Study(settings, "scripts/compare.sh --test", AVAILABLE)
         self.infos = [{"name": "types", "path": "/types", "ceiling": "pgbench"}]
         by_name = {variant.name: variant for variant in self.study.variants}
         self.assertEqual(
@@ -181,7 +255,7 @@ class Document(unittest.TestCase):
         self.by_name = by_name
 
     def entry(self, name):
-        return self.study.variant_entry(self.by_name[name], self.infos)
+        return study_doc.variant_entry(self.study, self.by_name[name], self.infos)
 
     def test_figures_over_rounds(self):
         types = self.entry("fastapi_asyncpg")["workloads"][0]
@@ -196,7 +270,7 @@ class Document(unittest.TestCase):
         self.assertEqual(entry["backends_idle"], 20)
 
     def test_markdown(self):
-        self.study.meta = {
+        head = {
             "date": "2026-12-01T00:00:00Z",
             "commit": "abc",
             "command": "scripts/compare.sh --test",
@@ -218,8 +292,7 @@ class Document(unittest.TestCase):
                 "asyncpg_split": False,
             },
         }
-        self.study.engine = argparse.Namespace(workload_infos=lambda: self.infos)
-        doc = self.study.document()
+        doc = study_doc.document(self.study, head)
         text = study_report.markdown(doc, "/tmp/x.json")
         # The types table: asyncpg's median 2500, ÷ reference 2500 / 10000.
         row = [line for line in text.splitlines() if line.startswith("| fastapi_asyncpg | 2500 |")]
@@ -239,14 +312,9 @@ class Document(unittest.TestCase):
 
 class ResultPath(unittest.TestCase):
     def test_name_says_commit_state_and_kind(self):
-        path = study_report.result_path("0123456789abcdef", True, "", True, "both")
+        path = tools.result_path("compare", "0123456789abcdef", True, True, "pgbouncer")
         name = os.path.basename(path)
-        self.assertTrue(name.startswith("compare-"))
-        self.assertTrue(name.endswith("-0123456789-dirty-quick-both.json"), name)
-
-
-if __name__ == "__main__":
-    unittest.main()
+        self.assertRegex(name, r"^\d{8}T\d{6}Z-0123456789-dirty-compare-quick-pgbouncer\.json$")
 
 
 class Sampler(unittest.TestCase):
@@ -257,7 +325,7 @@ class Sampler(unittest.TestCase):
             calls.append(time.monotonic())
             return []
 
-        sampler = systems.BackendSampler(pids, interval=0.01)
+        sampler = backends.BackendSampler(pids, interval=0.01)
         sampler.pause()
         with sampler:
             time.sleep(0.1)
@@ -266,3 +334,7 @@ class Sampler(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(paused_calls, 0)
         self.assertGreater(len(calls), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -24,12 +24,12 @@ class HelperTests(unittest.TestCase):
         self.assertEqual(tools.fmt_duration(-3), "0m00s")
 
     def test_result_path(self):
-        path = tools.result_path("peer one", "quick", "0123456789abcdef", True)
+        path = tools.result_path("run", "0123456789abcdef", True, False, "peer one")
         name = os.path.basename(path)
-        self.assertRegex(name, r"^\d{8}T\d{6}Z-0123456789-dirty-peer_one-quick\.json$")
+        self.assertRegex(name, r"^\d{8}T\d{6}Z-0123456789-dirty-run-peer_one\.json$")
         self.assertEqual(os.path.dirname(path), os.path.join(tools.ROOT, "results"))
         self.assertTrue(
-            re.search(r"-nocommit-bakeoff\.json$", tools.result_path("bakeoff", "", "none", False))
+            re.search(r"-nocommit-run-quick\.json$", tools.result_path("run", "none", False, True))
         )
 
 

@@ -1,6 +1,6 @@
-"""runner.py: one measured window under the noise gate, with the machine's
-counters replaced by scripted ones: a noisy attempt is measured again, and
-the CPU of the attempt kept is what the record gets."""
+"""measure.py and noise.gated: one measured window under the noise gate,
+with the machine's counters replaced by scripted ones: a noisy attempt is
+measured again, and the CPU of the attempt kept is what the record gets."""
 
 import contextlib
 import io
@@ -8,7 +8,7 @@ import types
 import unittest
 from unittest import mock
 
-from harness import noise, runner
+from harness import measure, noise
 
 NS = 1_000_000_000
 
@@ -17,6 +17,7 @@ class ScriptedAccounting:
     """usage_ns() returns the next of a list of readings."""
 
     method = "cgroup-v1"
+    active = frozenset({"server", "database", "load_generator"})
 
     def __init__(self, readings):
         self.readings = list(readings)
@@ -35,15 +36,13 @@ def proc_stat(busy_ns):
 
 class WindowTests(unittest.TestCase):
     def run_windows(self, stats, usages, seconds, max_retries):
-        options = types.SimpleNamespace(max_retries=max_retries, noise_threshold=0.10)
-        run = runner.Run(options, "scripts/run.sh")
-        run.accounting = ScriptedAccounting(usages)
-        run.counted = {"server", "database", "load_generator"}
+        settings = types.SimpleNamespace(max_retries=max_retries, noise_threshold=0.10)
+        run = measure.Bench(settings, ScriptedAccounting(usages), "/tmp", measure.Progress())
         results_of_attempts = iter(["first", "second", "third"])
         clock = iter(seconds)
         with (
             mock.patch.object(noise, "read_proc_stat", side_effect=stats),
-            mock.patch.object(runner.time, "monotonic", side_effect=lambda: next(clock)),
+            mock.patch.object(noise.time, "monotonic", side_effect=lambda: next(clock)),
             contextlib.redirect_stderr(io.StringIO()),
         ):
             outcome = run.window("types", lambda: next(results_of_attempts))
@@ -76,7 +75,7 @@ class WindowTests(unittest.TestCase):
         self.assertFalse(kept.noisy)
         self.assertAlmostEqual(kept.other_cores, 0.05)
         # The retry's second counts both in the plan and as done.
-        self.assertEqual((run.planned, run.done), (1.0, 1.0))
+        self.assertEqual((run.progress.planned, run.progress.done), (1.0, 1.0))
 
     def test_without_retries_a_noisy_window_is_kept_and_marked(self):
         zero = {"server": 0, "nginx": 0, "database": 0, "load_generator": 0}
