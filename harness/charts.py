@@ -1,12 +1,12 @@
 """The charts of a results file (matplotlib; imported only when charts are
 drawn, so the rest of the harness needs nothing outside the standard library):
 
-- PREFIX-cpu.svg: CPU µs per request, one stacked bar (server / database /
+- PREFIX-cpu.png: CPU µs per request, one stacked bar (server / database /
   load generator) per system and workload, error bars on the total (min-max
   over the runs);
-- PREFIX-rps.svg: requests/s per workload, server beside its ceiling, error
+- PREFIX-rps.png: requests/s per workload, server beside its ceiling, error
   bars min-max, log scale;
-- PREFIX-latency.svg: latency against offered load (p50 and p99), one line
+- PREFIX-latency.png: latency against offered load (p50 and p99), one line
   per system, one panel per database workload.
 """
 
@@ -71,7 +71,7 @@ def cpu_chart(doc, path):
     ax.set_title(f"CPU per request at saturation: {doc.get('name')}, {doc.get('date')}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -103,7 +103,7 @@ def rps_chart(doc, path):
     ax.set_title("Capacity at saturation (wrk, closed loop)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -139,16 +139,6 @@ def latency_chart(doc, path):
         ax.set_yscale("log")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def draw_all(doc, prefix):
-    """Draws every chart that has data; returns the paths written."""
-    drawn = [
-        cpu_chart(doc, f"{prefix}-cpu.svg"),
-        rps_chart(doc, f"{prefix}-rps.svg"),
-        latency_chart(doc, f"{prefix}-latency.svg"),
-    ]
-    return [path for path in drawn if path]

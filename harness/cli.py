@@ -108,19 +108,17 @@ Examples:
 """
 
 
-def add_run_parser(sub, prog):
-    from harness.workloads import WORKLOADS
-
+def add_measuring_parser(sub, prog, command, help_text, description, epilog, func):
     parser = sub.add_parser(
-        "run",
-        help="the benchmark (scripts/run.sh)",
-        description=RUN_DESCRIPTION,
-        epilog=RUN_EPILOG.format(workloads=" ".join(workload.name for workload in WORKLOADS)),
+        command,
+        help=help_text,
+        description=description,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         **({"prog": prog} if prog else {}),
     )
-    options_module.add_options(parser, RUN)
-    parser.set_defaults(func=cmd_run)
+    options_module.add_options(parser, command)
+    parser.set_defaults(func=func)
 
 
 def cmd_run(options, argv):
@@ -129,28 +127,6 @@ def cmd_run(options, argv):
     settings = options_module.from_args(options, RUN)
     Run(settings, tools.quote_command(["scripts/run.sh", *argv])).run()
     return 0
-
-
-def add_compare_parser(sub, prog):
-    from harness import systems
-    from harness.workloads import WORKLOADS
-
-    try:
-        names = " ".join(system.name for system in systems.discover())
-    except ValueError as error:
-        names = f"(a manifest does not read: {error})"
-    parser = sub.add_parser(
-        "compare",
-        help="the study (scripts/compare.sh)",
-        description=COMPARE_DESCRIPTION,
-        epilog=COMPARE_EPILOG.format(
-            systems=names, workloads=" ".join(workload.name for workload in WORKLOADS)
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        **({"prog": prog} if prog else {}),
-    )
-    options_module.add_options(parser, STUDY)
-    parser.set_defaults(func=cmd_compare)
 
 
 def cmd_compare(options, argv):
@@ -196,8 +172,32 @@ def cmd_chart(options, _argv):
 def parser(prog=None):
     top = argparse.ArgumentParser(prog="python3 -m harness", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
-    add_run_parser(sub, prog)
-    add_compare_parser(sub, prog)
+    from harness import systems
+    from harness.workloads import WORKLOADS
+
+    workloads = " ".join(workload.name for workload in WORKLOADS)
+    try:
+        names = " ".join(system.name for system in systems.discover())
+    except ValueError as error:
+        names = f"(a manifest does not read: {error})"
+    add_measuring_parser(
+        sub,
+        prog,
+        RUN,
+        "the benchmark (scripts/run.sh)",
+        RUN_DESCRIPTION,
+        RUN_EPILOG.format(workloads=workloads),
+        cmd_run,
+    )
+    add_measuring_parser(
+        sub,
+        prog,
+        STUDY,
+        "the study (scripts/compare.sh)",
+        COMPARE_DESCRIPTION,
+        COMPARE_EPILOG.format(systems=names, workloads=workloads),
+        cmd_compare,
+    )
     one = sub.add_parser("table", help="print the markdown tables of a results file")
     one.add_argument("file")
     one.set_defaults(func=cmd_table)

@@ -18,5 +18,7 @@ def draw(doc, json_path):
         log("no charts: matplotlib is not installed (pip install matplotlib, or use peers/.venv)")
         return
     prefix = json_path[: -len(".json")] if json_path.endswith(".json") else json_path
-    for path in charts.draw_all(doc, prefix):
-        log(f"chart: {os.path.relpath(path)}")
+    for chart in (charts.cpu_chart, charts.rps_chart, charts.latency_chart):
+        path = chart(doc, f"{prefix}-{chart.__name__[: -len('_chart')]}.png")
+        if path:
+            log(f"chart: {os.path.relpath(path)}")

@@ -3,6 +3,8 @@ spreads and CPU per request), the table at fixed offered rates, and notes."""
 
 import os
 
+from harness.results import EXTRA_PARTS
+
 
 def fmt_us(us):
     if us is None:
@@ -33,14 +35,39 @@ def fmt_spread(pct):
     return "-" if pct is None else f"{pct:.0f}%"
 
 
+def where(workload):
+    """A workload's row name: with its placement (round trip, instances,
+    pooler) when it has one, e.g. "types (2ms x4)"."""
+    placement = workload.get("placement")
+    return f"{workload['name']} ({placement})" if placement else workload["name"]
+
+
 def _table(head, align, rows):
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
+def extra_parts(doc):
+    """The CPU parts beyond server, database and load generator that some
+    window of this run has (PgBouncer, HAProxy, the delay link)."""
+    return [
+        part
+        for part in EXTRA_PARTS
+        if any(
+            (row.get("cpu_us_per_request") or {}).get(part) is not None
+            for workload in doc["workloads"]
+            for row in [workload, *workload.get("fixed_rate", [])]
+        )
+    ]
+
+
+PART_NAMES = {"pooler": "PgBouncer", "front": "HAProxy", "link": "delay link"}
+
+
 def saturation_table(doc):
     runs = doc["params"].get("runs", 1)
+    extra = extra_parts(doc)
     head = ["workload", "req/s"]
     if runs > 1:
         head += [f"min–max ({runs} runs)", "spread"]
@@ -52,6 +79,7 @@ def saturation_table(doc):
         "socket errors",
         "CPU µs/req server",
         "database",
+        *(PART_NAMES[part] for part in extra),
         "load gen",
         "total",
         "ceiling",
@@ -74,7 +102,7 @@ def saturation_table(doc):
             err_cell += (
                 " (" + ", ".join(f"{kind} {count}" for kind, count in errors.items() if count) + ")"
             )
-        row = [workload["name"], fmt_rps(workload["median"])]
+        row = [where(workload), fmt_rps(workload["median"])]
         if runs > 1:
             row += [
                 f"{workload['min']:.0f}–{workload['max']:.0f}"
@@ -93,6 +121,7 @@ def saturation_table(doc):
             err_cell,
             fmt_cpu(cpu["server"]),
             fmt_cpu(cpu["database"]),
+            *(fmt_cpu(cpu.get(part)) for part in extra),
             fmt_cpu(cpu["load_generator"]),
             fmt_cpu(cpu["total"]),
             workload["ceiling"]
@@ -120,6 +149,7 @@ def saturation_table(doc):
 
 def fixed_rate_table(doc):
     """One row per DB workload and offered rate; None when none was measured."""
+    extra = extra_parts(doc)
     head = [
         "workload",
         "rate",
@@ -132,6 +162,7 @@ def fixed_rate_table(doc):
         "errors",
         "CPU µs/req server",
         "database",
+        *(PART_NAMES[part] for part in extra),
         "load gen",
         "total",
         "pgbench p50",
@@ -147,7 +178,7 @@ def fixed_rate_table(doc):
             db = database.get(row["label"], {})
             rows.append(
                 [
-                    workload["name"],
+                    where(workload),
                     row["label"],
                     fmt_rps(row["offered_rps"]),
                     fmt_rps(row["achieved_rps"]),
@@ -158,6 +189,7 @@ def fixed_rate_table(doc):
                     str(row["errors"]),
                     fmt_cpu(cpu["server"]),
                     fmt_cpu(cpu["database"]),
+                    *(fmt_cpu(cpu.get(part)) for part in extra),
                     fmt_cpu(cpu["load_generator"]),
                     fmt_cpu(cpu["total"]),
                     fmt_ms(db.get("p50_ms")),

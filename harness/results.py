@@ -21,7 +21,10 @@ from harness import stats
 SCHEMA_VERSION = 3
 READABLE = (2, 3)
 
-CPU_PARTS = ("server", "database", "load_generator", "total")
+# The parts of CPU per request (cpu.per_request_us); pooler, front and link
+# only where they ran (--pooler, several instances, a round trip).
+CPU_PARTS = ("server", "database", "pooler", "front", "link", "load_generator", "total")
+EXTRA_PARTS = ("pooler", "front", "link")
 
 
 @dataclass
@@ -86,10 +89,7 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data):
-        data = dict(data)
-        if data.get("noise") is not None:
-            data["noise"] = Noise.from_dict(data["noise"])
-        return cls(**data)
+        return _window_from_dict(cls, data)
 
 
 @dataclass
@@ -119,10 +119,15 @@ class FixedRate:
 
     @classmethod
     def from_dict(cls, data):
-        data = dict(data)
-        if data.get("noise") is not None:
-            data["noise"] = Noise.from_dict(data["noise"])
-        return cls(**data)
+        return _window_from_dict(cls, data)
+
+
+def _window_from_dict(cls, data):
+    """A Measurement or FixedRate back from its dict, with its Noise."""
+    data = dict(data)
+    if data.get("noise") is not None:
+        data["noise"] = Noise.from_dict(data["noise"])
+    return cls(**data)
 
 
 def to_dict(record):

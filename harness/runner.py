@@ -9,16 +9,14 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
-from harness import archive, cpu, drawing, loadgen, meta, pg, report, results, systems
+from harness import archive, drawing, loadgen, meta, pg, report, results, systems
 from harness.ceilings import start_nginx
 from harness.measure import Bench, Database, Progress, Target, urls_file
 from harness.process import peak_rss_kib
 from harness.site import Deployed, Site, placements
 from harness.tools import (
     ROOT,
-    Cleanup,
     Fatal,
     ensure_tools,
     git_state,
@@ -261,32 +259,24 @@ class Run:
         settings = self.settings
         self.check_tools()
         oha = loadgen.ensure_oha() if any(self.rated(w) for w in self.workloads) else None
-        cleanup = Cleanup()
-        tmp = tempfile.mkdtemp(prefix="bakeoff.", dir=os.environ.get("TMPDIR") or "/tmp")
-        cleanup.push(lambda: subprocess.call(["rm", "-rf", tmp]))
-        try:
-            accounting = cpu.Accounting(
-                force_method="proc" if settings.cpu_method == "proc" else None
-            )
-            cleanup.push(accounting.close)
-            commit, dirty = git_state()  # before building: the commit that is built
-            if not settings.target:
-                build_reference(settings)
-            site = Site(settings, accounting, tmp, cleanup)
-            db, contacts, seeded = self.open_database(site, accounting)
+        commit, dirty = git_state()  # before building: the commit that is built
+        if not settings.target:
+            build_reference(settings)
+        with Site(settings) as site:
+            db, contacts, seeded = self.open_database(site, site.accounting)
             deployed = self.deploy_all(site, db)
-            nginx = self.start_nginx(deployed, tmp, accounting, cleanup)
+            nginx = self.start_nginx(deployed, site)
             progress = Progress(self.planned_seconds())
             bench = Bench(
                 settings,
-                accounting,
-                tmp,
+                site.accounting,
+                site.tmp,
                 progress,
                 Database(db.url, contacts) if db else None,
                 oha,
                 self.pin(settings.pin_wrk) + list(site.client_place()),
             )
-            doc_head = self.head(commit, dirty, accounting, db, contacts, seeded, oha)
+            doc_head = self.head(commit, dirty, site.accounting, db, contacts, seeded, oha)
             doc_head["conditions"] = meta.conditions()
             log(
                 f"measuring {len(self.workloads)} workload(s) x {settings.runs} run(s), "
@@ -296,10 +286,8 @@ class Run:
             doc_head["params"]["pipeline_ceiling_clients"] = pool
             doc_head["server"] = self.finish(deployed, site)
             self.write(doc_head, measurements, fixed, commit, dirty)
-        finally:
-            cleanup.run()
 
-    def start_nginx(self, deployed, tmp, accounting, cleanup):
+    def start_nginx(self, deployed, site):
         if not any(self.has_ceiling(w) and w.ceiling == "nginx" for w in self.workloads):
             return None
         url = next(iter(deployed.values())).target.url
@@ -317,12 +305,12 @@ class Run:
             workers = int(out.stdout.strip() or workers)
         nginx = start_nginx(
             body.decode("utf-8", "replace"),
-            tmp,
+            site.tmp,
             workers,
-            accounting,
+            site.accounting,
             pin=self.pin(self.settings.pin_server),
         )
-        cleanup.push(nginx.stop)
+        site.cleanup.push(nginx.stop)
         return Target("nginx", nginx.url, "nginx", nginx.check_alive)
 
     def head(self, commit, dirty, accounting, db, contacts, seeded, oha):

@@ -8,12 +8,14 @@ for HAProxy when there are several. `Placement` names one such layout for
 one system; `Site.deploy` starts a system there and returns what to load."""
 
 import os
+import subprocess
+import tempfile
 from dataclasses import dataclass
 
-from harness import pg, systems
+from harness import cpu, pg, systems
 from harness.measure import Target
 from harness.pooler import PgBouncer
-from harness.tools import Fatal, log
+from harness.tools import Cleanup, Fatal, log
 
 
 @dataclass(frozen=True)
@@ -73,20 +75,37 @@ class Deployed:
 
 
 class Site:
-    """One run's places: the database, its poolers and links, and the
-    network of hosts when there is one. Everything it starts is stopped by
-    the run's cleanup."""
+    """One run's places and what they hold: a temp dir, the components'
+    cgroups (cpu.Accounting), the database, its poolers and links, and the
+    network of hosts when there is one. A context manager: everything it
+    made or started is undone at its end, on a failure and on Ctrl-C."""
 
-    def __init__(self, settings, accounting, tmp, cleanup):
+    def __init__(self, settings):
         self.settings = settings
-        self.accounting = accounting
-        self.tmp = tmp
-        self.cleanup = cleanup
+        self.cleanup = Cleanup()
+        self.tmp = None
+        self.accounting = None
         self.network = None
         self.db = None
         self.poolers = {}  # rtt → PgBouncer
-        if settings.uses_hosts:
-            raise Fatal("hosts (--hosts, --rtt-ms above 0, --instances above 1) are not built yet")
+
+    def __enter__(self):
+        self.tmp = tempfile.mkdtemp(prefix="bakeoff.", dir=os.environ.get("TMPDIR") or "/tmp")
+        self.cleanup.push(lambda: subprocess.call(["rm", "-rf", self.tmp]))
+        try:
+            method = "proc" if self.settings.cpu_method == "proc" else None
+            self.accounting = cpu.Accounting(force_method=method)
+            self.cleanup.push(self.accounting.close)
+            if self.settings.uses_hosts:
+                raise Fatal("hosts (--hosts, --rtt-ms above 0, --instances above 1): not built yet")
+        except BaseException:
+            self.cleanup.run()
+            raise
+        return self
+
+    def __exit__(self, *_exc):
+        self.cleanup.run()
+        return False
 
     def describe(self):
         """The topology, for the results: hosts (or loopback) and links."""
@@ -157,7 +176,3 @@ class Site:
         if deployed.front is not None:
             self.cleanup.remove(deployed.front.stop)
         return deployed.stop()
-
-
-def temp_dir():
-    return os.environ.get("TMPDIR") or "/tmp"

@@ -15,17 +15,15 @@ fastapi_asyncpg, /contacts/for split into its parts. docs/benchmarks.md
 says why; docs/RESULTS_SCHEMA.md describes the file."""
 
 import os
-import subprocess
-import tempfile
 
-from harness import archive, backends, contract, cpu, drawing, loadgen, meta, study_doc, systems
+from harness import archive, backends, contract, drawing, loadgen, meta, study_doc, systems
 from harness.backends import BackendSampler
 from harness.measure import Bench, Database, Progress, urls_file
 from harness.process import StartFailed, Unavailable
 from harness.runner import build_reference, pool_of
 from harness.site import Placement, Site, placements
 from harness.study_report import markdown
-from harness.tools import Cleanup, Fatal, ensure_tools, git_state, log, result_path, warn
+from harness.tools import Fatal, ensure_tools, git_state, log, result_path, warn
 from harness.workloads import (
     BY_NAME,
     CONCURRENCY_WORKLOADS,
@@ -336,65 +334,49 @@ class Study:
         settings = self.settings
         self.check_tools()
         oha = loadgen.ensure_oha() if settings.fixed_rate else None
-        cleanup = Cleanup()
-        tmp = tempfile.mkdtemp(prefix="bakeoff.", dir=os.environ.get("TMPDIR") or "/tmp")
-        cleanup.push(lambda: subprocess.call(["rm", "-rf", tmp]))
-        try:
-            accounting = cpu.Accounting(
-                force_method="proc" if settings.cpu_method == "proc" else None
-            )
-            cleanup.push(accounting.close)
-            commit, dirty = git_state()  # before building: the commit that is built
-            if settings.setup:
-                systems.run_setups([variant.system for variant in self.variants])
-            else:
-                log("--no-setup: using peers/ as it is")
-            build_reference(settings)
-            site = Site(settings, accounting, tmp, cleanup)
-            # Room for pgbench's clients and psql beside the systems: the
-            # limit is the study's (--max-connections, as shipped: 100),
-            # plus what the harness itself needs during a ceiling.
+        commit, dirty = git_state()  # before building: the commit that is built
+        if settings.setup:
+            systems.run_setups([variant.system for variant in self.variants])
+        else:
+            log("--no-setup: using peers/ as it is")
+        build_reference(settings)
+        with Site(settings) as site:
+            # The limit is the study's (--max-connections, as shipped: 100);
+            # the ceilings' pgbench clients run beside the first system only.
             db = site.throwaway_database(settings.max_connections)
             db.seed(settings.binary, settings.contacts)
             bench = Bench(
                 settings,
-                accounting,
-                tmp,
+                site.accounting,
+                site.tmp,
                 Progress(),
                 Database(db.url, settings.contacts),
                 oha,
                 site.client_place(),
             )
-            head = study_doc.head(self, commit, dirty, accounting, db, site, oha)
+            head = study_doc.head(self, commit, dirty, site.accounting, db, site, oha)
             head["conditions"] = meta.conditions()
-            nginx_state = study_doc.NginxCeiling(tmp, accounting, cleanup)
+            nginx_state = study_doc.NginxCeiling(site.tmp, site.accounting, site.cleanup)
             self.check_contracts(site, bench)
             self.measure_all(site, bench, nginx_state)
-            path = settings.out or result_path(
-                "compare",
-                commit,
-                dirty,
-                settings.quick,
-                "-".join(
-                    part
-                    for part in (
-                        settings.pooler if settings.pooler != "none" else "",
-                        settings.label,
-                    )
-                    if part
-                ),
-            )
-            doc = study_doc.document(self, head)
-            archive.write_json(doc, path)
-            text = markdown(doc, path)
-            with open(path[: -len(".json")] + ".md", "w", encoding="utf-8") as file:
-                file.write(text)
-            print(text, flush=True)
-            if settings.charts:
-                drawing.draw(doc, path)
-            log(f"results: {os.path.relpath(path)}")
-        finally:
-            cleanup.run()
+            self.write(study_doc.document(self, head), commit, dirty)
         failed = [variant.name for variant in self.variants if variant.status == "failed"]
         if failed:
             raise Fatal(f"not measured: {', '.join(failed)} (see above; the results say so too)")
+
+    def write(self, doc, commit, dirty):
+        settings = self.settings
+        label = "-".join(
+            part
+            for part in (settings.pooler if settings.pooler != "none" else "", settings.label)
+            if part
+        )
+        path = settings.out or result_path("compare", commit, dirty, settings.quick, label)
+        archive.write_json(doc, path)
+        text = markdown(doc, path)
+        with open(path[: -len(".json")] + ".md", "w", encoding="utf-8") as file:
+            file.write(text)
+        print(text, flush=True)
+        if settings.charts:
+            drawing.draw(doc, path)
+        log(f"results: {os.path.relpath(path)}")

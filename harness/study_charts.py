@@ -1,11 +1,11 @@
 """The charts of a comparison (matplotlib, imported only to draw):
 
-- PREFIX-cpu.svg: CPU µs per request at saturation, one stacked bar per
+- PREFIX-cpu.png: CPU µs per request at saturation, one stacked bar per
   system (server / PostgreSQL / pooler / load generator), one panel per
   workload, error bars on the total (min-max over the rounds);
-- PREFIX-rps.svg: requests/s per workload, one bar per system, error bars
+- PREFIX-rps.png: requests/s per workload, one bar per system, error bars
   min-max, log scale;
-- PREFIX-latency.svg: p99 against offered load, one line per system, one
+- PREFIX-latency.png: p99 against offered load, one line per system, one
   panel per database workload.
 """
 
@@ -64,7 +64,7 @@ def cpu_chart(doc, path):
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"CPU per request at saturation, {doc['date']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -93,7 +93,7 @@ def rps_chart(doc, path):
     ax.set_title("Capacity at saturation (wrk, closed loop)")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -129,15 +129,6 @@ def latency_chart(doc, path):
         ax.set_yscale("log")
         ax.legend(fontsize=5)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def draw_all(doc, prefix):
-    drawn = [
-        cpu_chart(doc, f"{prefix}-cpu.svg"),
-        rps_chart(doc, f"{prefix}-rps.svg"),
-        latency_chart(doc, f"{prefix}-latency.svg"),
-    ]
-    return [path for path in drawn if path]
