@@ -42,10 +42,11 @@ def split_records(doc):
     return slim, moved
 
 
-def rounded(value, digits=6):
-    """Floats to `digits` significant digits, inside any structure: more than
-    any figure holds (a window's req/s moves in its third digit), and a
-    third of the file's size."""
+def rounded(value, digits=9):
+    """Floats to `digits` significant digits, inside any structure: far more
+    than any figure holds (a window's req/s moves in its third digit), and
+    enough that a report printing a rounded figure prints the same digits
+    (6 were not: 59276.53 became 59276.5, printed 59276)."""
     if isinstance(value, float):
         return float(f"{value:.{digits}g}")
     if isinstance(value, dict):
@@ -56,7 +57,7 @@ def rounded(value, digits=6):
 
 
 def write_json(doc, path):
-    """NAME.json (every figure, compact, to 6 significant digits) and
+    """NAME.json (every figure, compact, to 9 significant digits) and
     NAME.records.json.gz (every window's record, as measured)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     slim, moved = split_records(doc)

@@ -182,3 +182,33 @@ class FiguresTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SchemaThreeTests(unittest.TestCase):
+    """A schema-2 file (as the harness wrote it until 2026-12-06) and the same
+    document stored as schema 3 (records beside it) print the same tables."""
+
+    def test_table_rows_are_the_same_for_an_old_and_a_new_file(self):
+        old_path = os.path.join(os.path.dirname(__file__), "data", "run-schema2.json")
+        old = archive.read_json(old_path)
+        self.assertEqual(old["schema_version"], 2)
+        with tempfile.TemporaryDirectory() as directory:
+            new_path = os.path.join(directory, "new.json")
+            archive.write_json(old, new_path)
+            self.assertTrue(os.path.exists(archive.records_path(new_path)))
+            with open(new_path, encoding="utf-8") as file:
+                stored = json.load(file)
+            self.assertEqual(stored["schema_version"], 2)  # the document's own, kept
+            self.assertFalse(any("runs" in entry for entry in stored["workloads"]))
+            new = archive.read_json(new_path)
+
+        def rows(doc):
+            return [
+                line for line in report.markdown(doc, "x.json").splitlines() if line.startswith("|")
+            ]
+
+        self.assertEqual(rows(new), rows(old))
+        # The saturation table (head, rule, version, types) and the fixed-rate
+        # one (head, rule, types at 25/50/75/90% and the common rate).
+        self.assertEqual(len(rows(old)), 4 + 7)
+        self.assertEqual(results.records_of(new), results.records_of(old))
