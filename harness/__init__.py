@@ -1,41 +1,45 @@
-"""The benchmark harness: one Python package behind scripts/run.sh and
-scripts/compare.sh.
+"""The benchmark harness: one Python package behind scripts/run.sh,
+scripts/compare.sh and the other entry points. Data flows down: settings go
+into a measuring object, typed records come back out, and a results file is
+written from them.
 
 Code map, in the order a run flows through it:
 
-- cli.py: the one option parser (subcommands run, compare, table, agree,
-  chart, and the four below that were bash scripts).
-- runner.py: a run from start to end: tools, database, server, ceilings,
-  the interleaved measuring loop, the results file.
-- tools.py: messages, paths, tool lookup and installs, children, cleanup.
-- pg.py: the throwaway PostgreSQL (or an external one).
-- server.py: the server under test and the nginx ceiling.
+- cli.py: the subcommands (run, compare, table, agree, chart, and those of
+  the modules below), exit statuses and signals.
+- settings.py: every option, declared once (a frozen Settings with each
+  field's flag, help, default and profile defaults); options.py puts them
+  on a parser and turns parsed words into Settings; argtypes.py: the types.
+- runner.py: `run`, one server: plan → tools → database → server → a loop
+  over measure.Bench → the results file.
+- study.py: `compare`, every system of peers/ in rounds over the same Bench;
+  study_doc.py builds its document; contract.py checks each system against
+  the API contract first.
+- systems.py: systems as data (peers/*/system.toml), their set-up and start.
+- site.py: where a run's parts live (temp dir, cgroups, database, poolers,
+  hosts) and Placement (pooler, round trip, instances).
+- measure.py: the measuring engine (Bench: wrk, pgbench, oha windows → records).
+- process.py: the one process wrapper (process group, cgroup, readiness,
+  peak RSS, log, stop with nothing left).
+- pg.py: the throwaway PostgreSQL (or an external one); pooler.py: PgBouncer;
+  ceilings.py: the nginx ceiling; backends.py: PostgreSQL's client backends
+  and refused connections.
 - workloads.py: the workload table and each workload's pgbench script.
-- loadgen.py: wrk, pgbench and oha runs and the parsing of their output.
-- cpu.py: CPU time per component (cgroup cpuacct, or /proc as a fallback).
+- loadgen.py: wrk, pgbench and oha command lines and the parsing of their output.
+- cpu.py: CPU time per component (cgroups, or /proc as a fallback).
 - noise.py: how busy the rest of the machine was in a window; the gate.
 - stats.py: median, spread, percentiles.
-- results.py: the typed records and the results JSON (SCHEMA_VERSION).
-- report.py: the markdown table.
-- charts.py: matplotlib charts, imported only when charts are drawn.
+- results.py: the typed records and the document built from them;
+  archive.py: how it is stored (figures in NAME.json, records gzipped beside).
+- meta.py: the head of every results file (machine, commit, params, versions).
+- report.py, study_report.py: the markdown; drawing.py with charts.py and
+  study_charts.py: the charts (matplotlib, optional).
 - agreement.py: `agree`, several run.sh results side by side, within bounds?
+- tools.py: messages, paths, tool lookup and installs, cleanup, signals.
 
-The bake-off (scripts/compare.sh, `compare`), which measures with runner.Run:
+The commands built on run, each in a module of its own: pin.py (`pin`,
+pinned layouts), allocators.py (`allocators`), flamegraph.py
+(`flamegraph`), plans.py (`starts-plans`).
 
-- study.py: the systems in rounds, each started, measured, checked, stopped;
-  connection counts, the mixed load, asyncpg's split, the pooler.
-- systems.py: the systems' table, their process groups, PgBouncer, and the
-  count of PostgreSQL's client backends.
-- study_report.py, study_charts.py: its markdown and charts.
-
-The commands built on those (each was a bash script, now a thin entry point):
-
-- pin.py: `pin` (scripts/pin.sh), runs pinned to CPU sets; a matrix of layouts.
-- allocators.py: `allocators` (scripts/allocators.sh), one run per allocator.
-- drive.py: what those two share: each run a child `python3 -m harness run`
-  with signals forwarded, and the requests/s of several results side by side.
-- flamegraph.py: `flamegraph` (scripts/flamegraph.sh), perf and inferno.
-- plans.py: `starts-plans` (scripts/starts_plans.sh), fresh against primed.
-
-Standard library only, except charts.py (matplotlib, optional).
+Standard library only, except the charts (matplotlib, optional).
 """

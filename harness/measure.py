@@ -12,9 +12,10 @@ other work took more than --noise-threshold cores, up to --max-retries."""
 
 import glob
 import os
+import re
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from harness import cpu, loadgen, noise, results
 from harness.tools import Fatal, fmt_duration, log, need_tool, warn
@@ -430,14 +431,9 @@ def oha_record(workload, run, label, offered_rps, figures, used, kept, cpu_reque
 def urls_file(tmp, base_url, workload, contacts):
     """contact_random at a fixed rate: every id once, oha picks a line at
     random per request; one file per base URL."""
-    path = os.path.join(tmp, f"urls-{abs(hash(base_url))}.txt")
+    path = os.path.join(tmp, f"urls-{re.sub(r'[^A-Za-z0-9]', '_', base_url)}.txt")
     if not os.path.exists(path):
         with open(path, "w", encoding="utf-8") as file:
             for contact in range(1, contacts + 1):
                 file.write(f"{base_url}{workload.path}{contact}\n")
     return path
-
-
-def with_connections(settings, connections):
-    """The settings of an extra window at another connection count."""
-    return replace(settings, connections=connections, threads=min(settings.threads, connections))

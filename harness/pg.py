@@ -96,6 +96,11 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 """)
+        if host:
+            # The other hosts of the run reach it over the bridge: trust the
+            # subnets the server's own addresses are on, as initdb trusts loopback.
+            with open(os.path.join(data, "pg_hba.conf"), "a", encoding="utf-8") as hba:
+                hba.write("host all all samenet trust\n")
         server_log = os.path.join(directory, "postgres.log")
         db = cls(None, data_dir=data, log_path=server_log)
         # pg_ctl forks the postmaster; started inside the database's cgroup,

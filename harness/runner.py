@@ -308,6 +308,7 @@ class Run:
             site.tmp,
             workers,
             site.accounting,
+            host=site.host("app1"),
             pin=self.pin(self.settings.pin_server),
         )
         site.cleanup.push(nginx.stop)
@@ -395,9 +396,10 @@ class Run:
                 )
             infos.append(info)
         path = settings.out or result_path("run", commit, dirty, settings.quick, settings.label)
-        doc = results.build_document(
-            head, infos, measurements, fixed, [p.label for p in self.placements]
-        )
+        labels = [
+            p.label for p in self.placements if any(m.placement == p.label for m in measurements)
+        ]
+        doc = results.build_document(head, infos, measurements, fixed, labels or [""])
         archive.write_json(doc, path)
         print(report.markdown(doc, path), flush=True)
         if settings.charts:

@@ -356,7 +356,7 @@ class Study:
             )
             head = study_doc.head(self, commit, dirty, site.accounting, db, site, oha)
             head["conditions"] = meta.conditions()
-            nginx_state = study_doc.NginxCeiling(site.tmp, site.accounting, site.cleanup)
+            nginx_state = study_doc.NginxCeiling(site)
             self.check_contracts(site, bench)
             self.measure_all(site, bench, nginx_state)
             self.write(study_doc.document(self, head), commit, dirty)

@@ -18,10 +18,8 @@ class NginxCeiling:
     """nginx answering the /version body of the first system it is asked
     for (the reference's, since it runs first in a round)."""
 
-    def __init__(self, tmp, accounting, cleanup):
-        self.tmp = tmp
-        self.accounting = accounting
-        self.cleanup = cleanup
+    def __init__(self, site):
+        self.site = site
         self.target = None
 
     def ensure(self, beside):
@@ -29,13 +27,15 @@ class NginxCeiling:
             status, body = http_get(f"{beside.url}/version", timeout=10)
             if not 200 <= status < 300:
                 raise Fatal(f"GET {beside.url}/version failed")
+            site = self.site
             nginx = start_nginx(
                 body.decode("utf-8", "replace"),
-                self.tmp,
+                site.tmp,
                 len(os.sched_getaffinity(0)),
-                self.accounting,
+                site.accounting,
+                host=site.host("app1"),
             )
-            self.cleanup.push(nginx.stop)
+            site.cleanup.push(nginx.stop)
             self.target = Target("nginx", nginx.url, "nginx", nginx.check_alive)
         return self.target
 

@@ -61,6 +61,9 @@ TOOL_PACKAGE = {
     "perf": "linux-perf",
     "taskset": "util-linux",
     "runuser": "util-linux",
+    "haproxy": "haproxy",
+    "pgbouncer": "pgbouncer",
+    "ip": "iproute2",
 }
 PG_TOOLS = ("initdb", "pg_ctl", "postgres", "psql", "pgbench")
 
