@@ -9,6 +9,8 @@ import gzip
 import json
 import os
 
+from harness.tools import Fatal
+
 # The parts of a document that hold every window's record: written to
 # NAME.records.json.gz beside NAME.json, put back by read_json.
 RECORD_KEYS = ("runs",)
@@ -85,8 +87,11 @@ def _put_back(doc, moved):
 
 def read_json(path):
     """A results document, with its records put back when they are beside it."""
-    with open(path, encoding="utf-8") as file:
-        doc = json.load(file)
+    try:
+        with open(path, encoding="utf-8") as file:
+            doc = json.load(file)
+    except (OSError, ValueError) as error:
+        raise Fatal(f"cannot read the results file {path}: {error}") from error
     if doc.get("records"):
         sidecar = os.path.join(os.path.dirname(path), doc["records"])
         if os.path.exists(sidecar):

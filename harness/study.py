@@ -171,10 +171,15 @@ class Study:
                 for workload in self.workloads:
                     self.measure_workload(bench, target, workload, run, measurements, fixed)
                     if with_ceilings:
+                        # A ceiling's pgbench clients are no backends of the
+                        # system's, and what PostgreSQL refused them is not
+                        # held against it.
+                        before = backends.refusals(site.db.log_text())[0]
                         with sampler.paused():
                             measurements += self.measure_ceilings(
                                 bench, workload, run, nginx_state.ensure(target), pool, measurements
                             )
+                        refused_before += backends.refusals(site.db.log_text())[0] - before
                 self.measure_extras(bench, variant, target, run, measurements, fixed)
             backend_counts["backends_peak"] = sampler.peak
             backend_counts["backend_samples"] = sampler.samples

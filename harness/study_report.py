@@ -8,49 +8,9 @@ asyncpg's /contacts/for split, and notes."""
 
 import os
 
-from harness import stats
+from harness import stats, study_sections
 from harness.report import fmt_cpu, fmt_ms, fmt_rps, fmt_spread
-from harness.workloads import SPLIT_LIMITS, SPLIT_ROUTES, SPLIT_SYSTEM
-
-
-def _table(head, rows, left=1):
-    align = ["---"] * left + ["---:"] * (len(head) - left)
-    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def fmt_ratio(value):
-    if value is None:
-        return "-"
-    return f"{value:.2f}" if value >= 0.095 else f"{value:.3f}"
-
-
-def fmt_with_spread(figures, runs):
-    if not figures or figures.get("median") is None:
-        return "-"
-    text = fmt_rps(figures["median"])
-    if runs > 1 and figures.get("spread_pct") is not None:
-        text += f" ±{figures['spread_pct'] / 2:.0f}%"
-    return text
-
-
-def measured(doc):
-    return [system for system in doc["systems"] if system["status"] == "measured"]
-
-
-def workload_of(system, name):
-    for workload in system.get("workloads", []) + system.get("more", []):
-        if workload["name"] == name:
-            return workload
-    return None
-
-
-def fixed_row(workload, label):
-    for row in (workload or {}).get("fixed_rate", []):
-        if row["label"] == label:
-            return row
-    return None
+from harness.study_common import fixed_row, fmt_ratio, fmt_with_spread, measured, table, workload_of
 
 
 def workload_tables(doc):
@@ -121,7 +81,7 @@ def workload_tables(doc):
             f"server µs/req at {common_rate}/s",
             "errors",
         ]
-        out.append(f"{title}\n\n{ceiling_text}{_table(head, rows)}")
+        out.append(f"{title}\n\n{ceiling_text}{table(head, rows)}")
     return "\n".join(out)
 
 
@@ -149,7 +109,7 @@ def fractions_table(doc):
         return ""
     return (
         "## Latency at fractions of each system's capacity (p50 / p99; oha, open model)\n\n"
-        + _table(["workload", "system", *labels], rows, left=2)
+        + table(["workload", "system", *labels], rows, left=2)
     )
 
 
@@ -178,7 +138,7 @@ def systems_table(doc):
                 else "-",
             ]
         )
-    return "## The systems\n\n" + _table(
+    return "## The systems\n\n" + table(
         [
             "system",
             "stack",
@@ -193,152 +153,6 @@ def systems_table(doc):
         ],
         rows,
         left=3,
-    )
-
-
-def concurrency_table(doc):
-    levels = doc["params"].get("concurrency") or []
-    if not levels:
-        return ""
-    main = doc["params"]["connections"]
-    runs = doc["params"]["runs"]
-    columns = []
-    for name in ("types", "fetch100"):
-        if name in doc["params"]["workloads"]:
-            columns += [(name, level) for level in sorted({*levels, main})]
-    if not columns:
-        return ""
-    rows = []
-    for system in measured(doc):
-        cells = []
-        for name, level in columns:
-            workload = workload_of(system, name if level == main else f"{name}@{level}")
-            cells.append(fmt_with_spread(workload, runs))
-        rows.append([system["name"], *cells])
-    ranks = []
-    for name, level in columns:
-        key = name if level == main else f"{name}@{level}"
-        order = sorted(
-            measured(doc),
-            key=lambda system, key=key: -((workload_of(system, key) or {}).get("median") or 0),
-        )
-        ranks.append(" > ".join(system["name"] for system in order[:3]))
-    return (
-        "## Connection counts (req/s at saturation, median ±half the spread)\n\n"
-        + _table(["system", *[f"{name} @{level}" for name, level in columns]], rows)
-        + "\nTop three per column: "
-        + "; ".join(f"{name} @{level}: {rank}" for (name, level), rank in zip(columns, ranks))
-        + ".\n"
-    )
-
-
-def mixed_table(doc):
-    fib_rate = doc["params"].get("mixed_fib_rate")
-    if not fib_rate:
-        return ""
-    rate = doc["params"]["common_rate"]
-    rows = []
-    for system in measured(doc):
-        alone = fixed_row(workload_of(system, "types"), "common")
-        mixed = system.get("mixed") or {}
-        types = (mixed.get("types") or [None])[0]
-        fib = (mixed.get("fib25") or [None])[0]
-        if not types:
-            continue
-        rows.append(
-            [
-                system["name"],
-                fmt_ms(alone["p50_ms"]) if alone else "-",
-                fmt_ms(alone["p99_ms"]) if alone else "-",
-                fmt_ms(types["p50_ms"]),
-                fmt_ms(types["p99_ms"]),
-                fmt_ratio(stats.ratio(types["p99_ms"], alone["p99_ms"] if alone else None)),
-                fmt_rps(fib["achieved_rps"]) if fib else "-",
-                fmt_ms(fib["p50_ms"]) if fib else "-",
-                fmt_ms(fib["p99_ms"]) if fib else "-",
-                str(types["errors"] + (fib["errors"] if fib else 0)),
-            ]
-        )
-    if not rows:
-        return ""
-    return (
-        f"## Computation beside database calls: /types at {rate}/s, alone and with "
-        f"/fibonacci/25 at {fib_rate:g}/s beside it\n\n"
-        + _table(
-            [
-                "system",
-                "alone p50",
-                "alone p99",
-                "mixed p50",
-                "mixed p99",
-                "p99 mixed ÷ alone",
-                "fib25 achieved/s",
-                "fib25 p50",
-                "fib25 p99",
-                "errors",
-            ],
-            rows,
-        )
-    )
-
-
-def pooler_table(doc):
-    by_name = {system["name"]: system for system in measured(doc)}
-    pairs = [
-        (system, by_name.get(system["system"]))
-        for system in measured(doc)
-        if system["pooler"] and system["system"] in by_name
-    ]
-    if not pairs:
-        return ""
-    names = [
-        name
-        for name in doc["params"]["workloads"]
-        if name in ("types", "fetch100", "contact_random")
-    ]
-    rows = []
-    for pooled, direct in pairs:
-        cells = []
-        for name in names:
-            a, b = workload_of(pooled, name), workload_of(direct, name)
-            cells.append(fmt_ratio(stats.ratio((a or {}).get("median"), (b or {}).get("median"))))
-            one = fixed_row(a, "common")
-            two = fixed_row(b, "common")
-            cells.append(
-                f"{fmt_ms(two['p99_ms'])} → {fmt_ms(one['p99_ms'])}" if one and two else "-"
-            )
-        rows.append(
-            [
-                direct["name"],
-                f"{direct.get('backends_peak', '-')} → {pooled.get('backends_peak', '-')}",
-                *cells,
-            ]
-        )
-    head = ["system", "PG backends peak: direct → pooled"]
-    for name in names:
-        head += [f"{name} req/s pooled ÷ direct", f"{name} p99 at common rate"]
-    return "## Behind PgBouncer (transaction mode) against direct\n\n" + _table(head, rows)
-
-
-def split_table(doc):
-    system = next((s for s in measured(doc) if s["name"] == SPLIT_SYSTEM), None)
-    if not system or not doc["params"].get("asyncpg_split"):
-        return ""
-    runs = doc["params"]["runs"]
-    rows = []
-    for key, path, what in SPLIT_ROUTES:
-        cells = []
-        for limit in SPLIT_LIMITS:
-            workload = workload_of(system, f"split_{key}_{limit}")
-            cells.append(fmt_with_spread(workload, runs))
-            cells.append(fmt_cpu(((workload or {}).get("cpu_us_per_request") or {}).get("server")))
-        rows.append([f"`{path}` ({what})", *cells])
-    head = ["route"]
-    for limit in SPLIT_LIMITS:
-        head += [f"limit={limit} req/s", "server µs/req"]
-    return (
-        "## asyncpg: /contacts/for against /contacts/fetch, in parts (fastapi_asyncpg)\n\n"
-        + _table(head, rows)
     )
 
 
@@ -413,10 +227,12 @@ def markdown(doc, out_path):
         workload_tables(doc),
         fractions_table(doc),
         systems_table(doc),
-        concurrency_table(doc),
-        mixed_table(doc),
-        pooler_table(doc),
-        split_table(doc),
+        study_sections.concurrency_table(doc),
+        study_sections.mixed_table(doc),
+        study_sections.pooler_table(doc),
+        study_sections.distance_tables(doc),
+        study_sections.connections_table(doc),
+        study_sections.split_table(doc),
         notes(doc, out_path),
     ]
     return "\n".join(part for part in parts if part)
