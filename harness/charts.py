@@ -142,3 +142,7 @@ def latency_chart(doc, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# The charts a results file gets, in order (drawing.draw).
+CHARTS = (cpu_chart, rps_chart, latency_chart)

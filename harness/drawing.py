@@ -18,7 +18,7 @@ def draw(doc, json_path):
         log("no charts: matplotlib is not installed (pip install matplotlib, or use peers/.venv)")
         return
     prefix = json_path[: -len(".json")] if json_path.endswith(".json") else json_path
-    for chart in (charts.cpu_chart, charts.rps_chart, charts.latency_chart):
+    for chart in charts.CHARTS:
         path = chart(doc, f"{prefix}-{chart.__name__[: -len('_chart')]}.png")
         if path:
             log(f"chart: {os.path.relpath(path)}")

@@ -55,6 +55,7 @@ def from_args(namespace, command):
         name
         for name, active in (
             ("quick", given.get("quick")),
+            ("sweep", given.get("sweep")),
             ("compare", command == STUDY),
             ("target", bool(given.get("target"))),
         )

@@ -46,21 +46,60 @@ class Settings:
 
     # What is measured.
     only: str = option(
-        "", "--only", metavar="W[,W...]", help="only these workloads, in table order"
+        "",
+        "--only",
+        profiles={"sweep": "types,fetch100"},
+        metavar="W[,W...]",
+        help="only these workloads, in table order",
     )
     systems: str = option(
         "",
         "--systems",
         "--impls",
         commands=(STUDY,),
+        profiles={"sweep": "fastapi_asyncpg,fastapi_orm,django_gthread"},
         metavar="A[,B...]",
         help="only these systems (folders of peers/ with a system.toml), in their order",
+    )
+    # The sweep: each system at each combination of its knobs.
+    sweep: bool = option(
+        False,
+        "--sweep",
+        action="store_true",
+        commands=(STUDY,),
+        help="each system (default: the best async row, the ORM and Django) at every "
+        "combination of the knobs its manifest has (workers x pool per worker x threads), "
+        "at saturation only: req/s, CPU per request and PostgreSQL backends held",
+    )
+    sweep_workers: tuple = option(
+        (1, 2, 4),
+        "--sweep-workers",
+        type=level_list,
+        commands=(STUDY,),
+        metavar="N[,N...]",
+        help="the sweep's process counts",
+    )
+    sweep_pool: tuple = option(
+        (2, 5, 10),
+        "--sweep-pool",
+        type=level_list,
+        commands=(STUDY,),
+        metavar="N[,N...]",
+        help="the sweep's connections per process",
+    )
+    sweep_threads: tuple = option(
+        (2, 4, 8),
+        "--sweep-threads",
+        type=level_list,
+        commands=(STUDY,),
+        metavar="N[,N...]",
+        help="the sweep's threads per process (gunicorn gthread)",
     )
     runs: int = option(
         3,
         "--runs",
         type=positive_int,
-        profiles={"quick": 1, "target": 1},
+        profiles={"quick": 1, "target": 1, "sweep": 2},
         help="interleaved runs (the study: rounds) of everything",
     )
     duration: int = option(
@@ -188,7 +227,7 @@ class Settings:
         True,
         "--no-fixed-rate",
         action="store_false",
-        profiles={"target": False},
+        profiles={"target": False, "sweep": False},
         help="skip the fixed-rate windows (oha and pgbench --rate)",
     )
     fixed_rate_forced: bool = option(
@@ -227,7 +266,7 @@ class Settings:
         "--concurrency",
         type=level_list,
         commands=(STUDY,),
-        profiles={"quick": ()},
+        profiles={"quick": (), "sweep": ()},
         metavar="C[,C...]",
         help="also measure types and fetch100 at these connection counts",
     )
@@ -236,6 +275,7 @@ class Settings:
         "--mixed-fib-rate",
         type=non_negative_float,
         commands=(STUDY,),
+        profiles={"sweep": 0.0},
         metavar="RPS",
         help="/fibonacci/25 at this rate beside /types at --common-rate (0: not measured)",
     )
@@ -244,7 +284,7 @@ class Settings:
         "--no-asyncpg-split",
         action="store_false",
         commands=(STUDY,),
-        profiles={"quick": False},
+        profiles={"quick": False, "sweep": False},
         help="skip fastapi_asyncpg's /contacts/for split",
     )
     setup: bool = option(

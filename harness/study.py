@@ -40,14 +40,18 @@ REMEDY_ROUTES = ("fibonacci_thread", "fibonacci_process")
 
 
 class Variant:
-    """A system in a placement, and its records over the rounds."""
+    """A system in a placement (and, in a sweep, with its knobs set), and
+    its records over the rounds."""
 
-    def __init__(self, system, placement):
+    def __init__(self, system, placement, knobs=None):
         self.system = system
         self.placement = placement
+        self.knobs = dict(knobs or {})
         self.name = system.name + (f"+{placement.pooler}" if placement.pooler else "")
         other = " ".join(part for part in placement.label.split() if part != placement.pooler)
         self.name += f"@{other}" if other else ""
+        if self.knobs:
+            self.name += "[" + " ".join(f"{k}={v}" for k, v in self.knobs.items()) + "]"
         self.status = "measured"
         self.reason = ""
         self.measurements = []
@@ -58,6 +62,21 @@ class Variant:
     @property
     def skipped(self):
         return self.status != "measured"
+
+
+def sweep_grid(system, settings):
+    """Every combination of the sweep's values over the knobs the system has
+    (workers, pool, threads), in order; a system with none has one: {}."""
+    values = {
+        "workers": settings.sweep_workers,
+        "pool": settings.sweep_pool,
+        "threads": settings.sweep_threads,
+    }
+    grid = [{}]
+    for knob in ("workers", "pool", "threads"):
+        if knob in system.knobs:
+            grid = [{**one, knob: value} for one in grid for value in values[knob]]
+    return grid
 
 
 class Study:
@@ -76,7 +95,10 @@ class Study:
         # across placements (direct against pooled, 0 against 2 ms) is
         # measured close together in time.
         self.variants = [
-            Variant(system, placement) for system in chosen for placement in placements(settings)
+            Variant(system, placement, knobs)
+            for system in chosen
+            for placement in placements(settings)
+            for knobs in (sweep_grid(system, settings) if settings.sweep else [{}])
         ]
         self.ceilings = []  # Measurement records of the ceilings, every round
         self.ceiling_fixed = []  # pgbench --rate records
@@ -138,22 +160,8 @@ class Study:
     def measure_variant(self, run, variant, site, bench, with_ceilings, nginx_state):
         settings = self.settings
         log(f"[round {run}/{settings.runs}] {variant.name}: starting")
-        site.reset_poolers()
-        launch = systems.Launch(
-            site.database_url(variant.placement),
-            settings.binary,
-            settings.server_args,
-            variant.placement.pooler,
-        )
-        try:
-            deployed = site.deploy(variant.system, launch, variant.placement, variant.name)
-        except Unavailable as why:
-            variant.status, variant.reason = "unavailable", str(why)
-            warn(f"{variant.name} cannot run on this machine: {why}")
-            return False
-        except StartFailed as why:
-            variant.status, variant.reason = "failed", "did not start"
-            warn(f"{variant.name} did not start: {why}")
+        deployed = self.start(site, variant, variant.placement, variant.name, variant.knobs)
+        if deployed is None:
             return False
         for instance in deployed.instances:
             instance.settle()
@@ -281,35 +289,48 @@ class Study:
         its own (the TechEmpower habit: verify, then measure): the contract's
         varied requests change what follows them (the reference's `starts`
         statement's plan; docs/FINDINGS.md), so no measured instance sees them."""
-        checked = {}
+        checked = {}  # (system, pooler) → (status, reason, contract)
         for variant in self.variants:
             key = (variant.system.name, variant.placement.pooler)
-            if key in checked:
-                variant.contract = checked[key]
-                continue
-            site.reset_poolers()
-            launch = systems.Launch(
-                site.database_url(variant.placement),
-                self.settings.binary,
-                self.settings.server_args,
-                variant.placement.pooler,
-            )
-            try:
-                deployed = site.deploy(
-                    variant.system, launch, Placement(pooler=variant.placement.pooler), variant.name
-                )
-            except (Unavailable, StartFailed) as why:
-                variant.status = "unavailable" if isinstance(why, Unavailable) else "failed"
-                variant.reason = (
-                    str(why).splitlines()[0] if variant.status == "unavailable" else "did not start"
-                )
-                warn(f"{variant.name}: {variant.status}: {why}")
-                continue
-            try:
-                variant.contract = contract.check(variant.name, deployed.target.url, bench.tmp)
-            finally:
-                site.undeploy(deployed)
-            checked[key] = variant.contract
+            if key not in checked:
+                checked[key] = self.check_contract(site, bench, variant)
+            status, reason, variant.contract = checked[key]
+            if status != "measured":
+                variant.status, variant.reason = status, reason
+
+    def check_contract(self, site, bench, variant):
+        """(status, reason, the contract's summary) of the variant's system,
+        on an instance of its own, directly or behind the pooler."""
+        placement = Placement(pooler=variant.placement.pooler)
+        deployed = self.start(site, variant, placement, variant.system.name, {})
+        if deployed is None:
+            return variant.status, variant.reason, None
+        try:
+            return "measured", "", contract.check(variant.name, deployed.target.url, bench.tmp)
+        finally:
+            site.undeploy(deployed)
+
+    def start(self, site, variant, placement, name, knobs):
+        """The variant's system deployed in `placement`; None, with the
+        variant's status and reason set, when it cannot run or start."""
+        settings = self.settings
+        site.reset_poolers()
+        launch = systems.Launch(
+            site.database_url(placement),
+            settings.binary,
+            settings.server_args,
+            placement.pooler,
+            knobs,
+        )
+        try:
+            return site.deploy(variant.system, launch, placement, name)
+        except Unavailable as why:
+            variant.status, variant.reason = "unavailable", str(why).splitlines()[0]
+            warn(f"{name} cannot run on this machine: {why}")
+        except StartFailed as why:
+            variant.status, variant.reason = "failed", "did not start"
+            warn(f"{name} did not start: {why}")
+        return None
 
     def measure_all(self, site, bench, nginx_state):
         settings = self.settings

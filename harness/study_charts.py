@@ -132,3 +132,45 @@ def latency_chart(doc, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def sweep_chart(doc, path):
+    """The sweep: requests/s against the PostgreSQL backends held, one panel
+    per workload, one line per system through its knob settings (each point
+    labelled workers/pool/threads)."""
+    if not doc["params"].get("sweep"):
+        return None
+    names = [name for name in doc["params"]["workloads"] if name in ("types", "fetch100")]
+    systems = _measured(doc)
+    if not names or not systems:
+        return None
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        by_system = {}
+        for system in systems:
+            workload = _workload(system, name)
+            if workload and workload.get("median") and system.get("backends_peak") is not None:
+                by_system.setdefault(system["system"], []).append(
+                    (system["backends_peak"], workload["median"], system.get("knobs") or {})
+                )
+        for label, points in by_system.items():
+            points.sort(key=lambda point: point[0])
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+            for backends, rps, knobs in points:
+                text = "/".join(str(knobs.get(k, "-")) for k in ("workers", "pool", "threads"))
+                ax.annotate(
+                    text, (backends, rps), fontsize=5, xytext=(2, 2), textcoords="offset points"
+                )
+        ax.set_title(f"{name}: throughput against connections held", fontsize=9)
+        ax.set_xlabel("PostgreSQL backends held (peak)")
+        ax.set_ylabel("requests/s (median of rounds)")
+        ax.legend(fontsize=7)
+    fig.suptitle("The sweep: workers / pool per worker / threads", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# The charts a results file gets, in order (drawing.draw).
+CHARTS = (cpu_chart, rps_chart, latency_chart, sweep_chart)

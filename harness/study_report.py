@@ -232,6 +232,7 @@ def markdown(doc, out_path):
         study_sections.pooler_table(doc),
         study_sections.distance_tables(doc),
         study_sections.connections_table(doc),
+        study_sections.sweep_table(doc),
         study_sections.split_table(doc),
         notes(doc, out_path),
     ]
