@@ -155,7 +155,7 @@ def sweep_chart(doc, path):
                 )
         for label, points in by_system.items():
             points.sort(key=lambda point: point[0])
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o", label=label)
             for backends, rps, knobs in points:
                 text = "/".join(str(knobs.get(k, "-")) for k in ("workers", "pool", "threads"))
                 ax.annotate(
