@@ -17,7 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from harness import cpu, loadgen, noise, results
+from harness import counters, cpu, loadgen, noise, results
 from harness.tools import Fatal, fmt_duration, log, need_tool, warn
 from harness.workloads import BY_NAME, pgbench_script, pgbench_variables
 
@@ -56,6 +56,9 @@ class Target:
     url: str
     component: str = "server"
     check_alive: object = None  # callable(during) raising Fatal, or None
+    # Its instances' metrics pages (Prometheus text), read around each
+    # saturation window; () when it has none.
+    metrics_urls: tuple = ()
 
     def alive_after(self, during):
         if self.check_alive is not None:
@@ -208,12 +211,17 @@ class Bench:
             self.progress.step(f"{name}: warm-up", settings.warmup)
             self.wrk(target.url, workload, settings.warmup, connections)
         self.progress.step(f"{name}: {target.name}", settings.duration)
-        figures, used, kept = self.window(
-            f"{name} ({target.name})",
-            lambda: self.wrk(target.url, workload, settings.duration, connections),
-        )
+
+        def measure():
+            # The system's own counters around the window (counters.py):
+            # a noisy attempt's are dropped with it.
+            before = counters.scrape(target.metrics_urls)
+            figures = self.wrk(target.url, workload, settings.duration, connections)
+            return figures, counters.delta(before, counters.scrape(target.metrics_urls))
+
+        (figures, counted), used, kept = self.window(f"{name} ({target.name})", measure)
         target.alive_after(name)
-        return self.record(
+        measurement = self.record(
             name,
             run,
             role,
@@ -225,6 +233,8 @@ class Bench:
             kept,
             target.component,
         )
+        measurement.counters = counted or None
+        return measurement
 
     def pgbench_ceiling(self, workload, run, clients=None, depth=0):
         """The database's ceiling for a workload: pgbench with as many clients

@@ -86,6 +86,10 @@ class Measurement:
     # Where the server ran (site.Placement.label): "" for one instance on
     # loopback, else e.g. "2ms x4 pgbouncer". Ceilings have "".
     placement: str = ""
+    # The server's own counters over the window (counters.py): the change
+    # of each `bakeoff_runtime_*` series of its /metrics, summed over its
+    # instances; None for a system without them.
+    counters: dict | None = None
 
     @classmethod
     def from_dict(cls, data):

@@ -249,7 +249,9 @@ class Site:
             for part in parts:
                 part.check_alive(during)
 
-        return Deployed(Target(name, url, "server", check_alive), instances, front)
+        metrics = tuple(f"{process.url}{system.metrics_path}" for process in instances)
+        target = Target(name, url, "server", check_alive, metrics if system.metrics_path else ())
+        return Deployed(target, instances, front)
 
     def undeploy(self, deployed):
         """Stops a deployed system; how its first instance stopped."""

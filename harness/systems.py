@@ -16,7 +16,7 @@ from harness.tools import ROOT, Fatal, free_port, log
 PEERS = os.path.join(ROOT, "peers")
 MANIFEST = "system.toml"
 REQUIRED = ("stack", "server_model", "connections", "pooled", "order")
-KNOWN = {*REQUIRED, "default", "start", "ready_path", "setup", "knobs", "routes"}
+KNOWN = {*REQUIRED, "default", "start", "ready_path", "metrics_path", "setup", "knobs", "routes"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class System:
     start: str = "start.sh"
     # Answers 200 once the instance can serve (also HAProxy's health check).
     ready_path: str = "/version"
+    # Its Prometheus metrics page, read around each saturation window
+    # (counters.py); "" for none.
+    metrics_path: str = ""
     # A command (argv, relative to the folder) that prepares it, idempotent.
     setup: tuple = ()
     # Environment variables its start script honours: workers, pool, threads.
