@@ -4,7 +4,7 @@ scripts/compare.sh.
 Code map, in the order a run flows through it:
 
 - cli.py: the one option parser (subcommands run, compare, table, agree,
-  chart, and the four below that were bash scripts).
+  chart, the four below that were bash scripts, and sandbox).
 - runner.py: a run from start to end: tools, database, server, ceilings,
   the interleaved measuring loop, the results file.
 - tools.py: messages, paths, tool lookup and installs, children, cleanup.
@@ -36,6 +36,11 @@ The commands built on those (each was a bash script, now a thin entry point):
   with signals forwarded, and the requests/s of several results side by side.
 - flamegraph.py: `flamegraph` (scripts/flamegraph.sh), perf and inferno.
 - plans.py: `starts-plans` (scripts/starts_plans.sh), fresh against primed.
+
+For the checks that measure nothing (scripts/check_http.sh, check_openapi.sh,
+check_docker.sh):
+
+- sandbox.py: `sandbox`, a command run beside pg.py's throwaway PostgreSQL.
 
 Standard library only, except charts.py (matplotlib, optional).
 """

@@ -676,9 +676,9 @@ def parser(run_prog=None):
     subparser.add_argument("file")
     subparser.set_defaults(func=cmd_chart)
     # The subcommands that were bash scripts, each in a module of its own.
-    from harness import allocators, flamegraph, pin, plans
+    from harness import allocators, flamegraph, pin, plans, sandbox
 
-    for module in (pin, allocators, flamegraph, plans):
+    for module in (pin, allocators, flamegraph, plans, sandbox):
         module.add_parser(sub, run_prog)
     return ap
 
