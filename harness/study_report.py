@@ -2,7 +2,7 @@
 beside the JSON): one table per workload with a row per system (requests/s
 with its spread, ratios, CPU per request per component, latency at the
 common fixed rate), latency at fractions of each system's capacity, the
-systems themselves (processes, PostgreSQL backends, memory, conformance),
+systems themselves (processes, PostgreSQL backends, memory, the contract),
 the connection counts, the mixed load, the pooler against the direct run,
 asyncpg's /contacts/for split, and notes."""
 
@@ -198,7 +198,7 @@ def systems_table(doc):
             "PG backends peak",
             "peak RSS (sum)",
             "ready in",
-            "conformance pass/fail/skip",
+            "contract pass/fail/skip",
             "failed rules",
         ],
         rows,
@@ -400,7 +400,7 @@ def notes(doc, out_path):
         "0.2 s while the system ran (peak), and once after it settled (idle)"
     )
     lines.append(
-        "conformance: scripts/conformance.py (fib(40) skipped); peers/README.md explains the deviations"
+        "contract: scripts/check_contract.py (fib(40) skipped); peers/README.md explains the deviations"
     )
     lines.append(f"results: {os.path.relpath(out_path)}")
     return "## Notes\n\n" + "".join(f"- {line}\n" for line in lines)
