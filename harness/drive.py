@@ -98,7 +98,7 @@ def workload_rps(workload):
 
 def rps_table(docs, paths, labels=()):
     """The requests/s of several results documents side by side, as
-    `scripts/bench.py compare` prints them: workload rows (in the order they
+    the bash harness's `bench.py compare` printed them: workload rows (in the order they
     first appear), one column per document, labelled by `labels` or else by
     the document's label, name or file name."""
     labels = list(labels)

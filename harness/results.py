@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from harness import stats
 
-# Bumped whenever a field of the results file changes meaning. 1: bench.py's
-# (scripts/run.sh in bash); 2: this package's (CPU, spreads, fixed rates, noise).
+# Bumped whenever a field of the results file changes meaning. 1: the bash
+# harness's (scripts/run.sh before this package); 2: this package's (CPU, spreads, fixed rates, noise).
 SCHEMA_VERSION = 2
 
 CPU_PARTS = ("server", "database", "load_generator", "total")
