@@ -39,7 +39,9 @@ Code map, in the order a run flows through it:
 
 The commands built on run, each in a module of its own: pin.py (`pin`,
 pinned layouts), allocators.py (`allocators`), flamegraph.py
-(`flamegraph`), plans.py (`starts-plans`).
+(`flamegraph`), plans.py (`starts-plans`); findings.py (`findings`,
+docs/FINDINGS.md's tables from the results they cite); sandbox.py
+(`sandbox`, a throwaway PostgreSQL around a command: the check scripts').
 
 Standard library only, except the charts (matplotlib, optional).
 """

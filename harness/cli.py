@@ -210,9 +210,9 @@ def parser(prog=None):
     one.add_argument("file")
     one.set_defaults(func=cmd_chart)
     # The commands built on run, each in a module of its own.
-    from harness import allocators, findings, flamegraph, pin, plans
+    from harness import allocators, findings, flamegraph, pin, plans, sandbox
 
-    for module in (pin, allocators, flamegraph, plans, findings):
+    for module in (pin, allocators, flamegraph, plans, findings, sandbox):
         module.add_parser(sub, prog)
     return top
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from harness import stats
 
-# Bumped whenever a field of the results file changes meaning. 1: bench.py's
-# (scripts/run.sh in bash); 2: this package's (CPU, spreads, fixed rates,
+# Bumped whenever a field of the results file changes meaning. 1: the bash
+# harness's (scripts/run.sh before this package); 2: this package's (CPU, spreads, fixed rates,
 # noise); 3: the same document, with every window's record moved out of the
 # JSON into a compressed file beside it (read_json puts them back).
 SCHEMA_VERSION = 3

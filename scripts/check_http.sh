@@ -6,8 +6,23 @@
 set -euo pipefail
 
 PROG=check_http.sh
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The interpreter itself, not a version manager's shim (pyenv's is a bash
+# script): it makes the venv, and runs the harness's sandbox.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) || PYTHON=python3
+ARGS=("$@") # for the run inside the sandbox, below
+# Set to this script's name for that run only (not for another script run
+# inside some sandbox, nor for what this one starts).
+inside_sandbox=false
+[ "${CHECK_IN_SANDBOX:-}" = "$PROG" ] && inside_sandbox=true
+unset CHECK_IN_SANDBOX
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$PROG" "$*" >&2
+	exit 1
+}
 
 # Pinned, so that a new release cannot change what passes. Bump on purpose,
 # and read its new notes.
@@ -64,7 +79,8 @@ Usage: scripts/check_http.sh [OPTIONS]
 
 1. Creates (once) a Python venv for httplint $HTTPLINT_VERSION in $VENV.
 2. Builds the server (debug), starts a throwaway PostgreSQL seeded with
-   $CONTACTS contacts and the server on a free port, and captures the raw
+   $CONTACTS contacts (\`python3 -m harness sandbox\`, which then runs the
+   rest of this script) and the server on a free port, and captures the raw
    response of every endpoint: 200s, 404s, 405, 422, HEAD, /healthz,
    /readyz, /openapi.json, /metrics, and hyper's own answers to malformed
    requests (400, 414, 431).
@@ -286,32 +302,104 @@ allowed() {
 	return 1
 }
 
-ensure_venv
-install_cleanup_trap
-make_tmp_dir
-ensure_tools initdb pg_ctl postgres psql runuser
+# --- the server -----------------------------------------------------------------
+
+# wait_http URL SECONDS: polls URL until it answers 2xx; status 1 (and a line
+# on stderr) when it has not within SECONDS.
+wait_http() {
+	"$PYTHON" - "$@" <<'PY'
+import sys, time, urllib.request
+url, seconds = sys.argv[1], float(sys.argv[2])
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(f"{url} did not answer within {seconds:g} s")
+PY
+}
+
+SERVER_PID=""
+SERVER_URL=""
+
+# start_server DATABASE_URL ARGS...: `$BIN serve` on a port of its own choosing
+# (its first line on stderr names it); sets SERVER_PID and SERVER_URL once it
+# answers /version.
+start_server() {
+	local url=$1 line="" i
+	shift
+	# Emptied first: the loop below must not read an earlier server's line.
+	: >"$TMP_DIR/server.log"
+	DATABASE_URL=$url "$BIN" serve --bind 127.0.0.1:0 "$@" >/dev/null 2>>"$TMP_DIR/server.log" &
+	SERVER_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		# `read` takes a whole line only, never a half-written one.
+		IFS= read -r line <"$TMP_DIR/server.log" && break
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! [[ $line =~ listening\ on\ (http://[^ ]+) ]]; then
+		sleep 0.2 # let it finish its message, if it is failing
+		cat "$TMP_DIR/server.log" >&2
+		die "the server did not start (its output is above)"
+	fi
+	SERVER_URL=${BASH_REMATCH[1]%/}
+	log "$line"
+	wait_http "$SERVER_URL/version" 30 || die "the server does not answer /version"
+}
+
+# Stops the server with SIGTERM (it drains and exits), killing it after 15 s.
+stop_server() {
+	[ -n "$SERVER_PID" ] || return 0
+	local i
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=""
+}
+
+# --- outside the sandbox: the tool and the build, then the same script inside -----
 
 BIN="$ROOT/target/$PROFILE/bakeoff"
-if $BUILD; then
-	if [ "$PROFILE" = release ]; then
-		build_release
-	else
-		log "building the server (cargo build)"
-		(cd "$ROOT" && cargo build --bin bakeoff >&2) || die "cargo build failed (see above)"
+if ! $inside_sandbox; then
+	ensure_venv
+	if $BUILD; then
+		if [ "$PROFILE" = release ]; then
+			log "building the release binary (cargo build --release)"
+			(cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed (see above)"
+		else
+			log "building the server (cargo build)"
+			(cd "$ROOT" && cargo build --bin bakeoff >&2) || die "cargo build failed (see above)"
+		fi
 	fi
+	[ -x "$BIN" ] || die "no $BIN: run without --no-build"
+	# The rest of this script runs inside the harness's sandbox
+	# (harness/sandbox.py): a throwaway PostgreSQL seeded with $CONTACTS
+	# contacts in DATABASE_URL, a scratch dir in BAKEOFF_SANDBOX, both gone
+	# when it exits.
+	PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HARNESS_PROG=$PROG CHECK_IN_SANDBOX=$PROG exec "$PYTHON" -m harness \
+		sandbox --contacts "$CONTACTS" --binary "$BIN" -- "$BASH" "$0" "${ARGS[@]}"
 fi
-[ -x "$BIN" ] || die "no $BIN: run without --no-build"
 
-pg_start_throwaway 20
-seed_db "$BIN"
-server_start "$BIN" --pool-size 2
+# --- inside the sandbox -----------------------------------------------------------
+
+TMP_DIR=$BAKEOFF_SANDBOX
+trap stop_server EXIT
+start_server "${DATABASE_URL:?}" --pool-size 2
 log "httplint $HTTPLINT_VERSION on ${#REQUESTS_UP[@]} answers with the database up"
 lint "$TMP_DIR/up" "${REQUESTS_UP[@]}"
 
 # The same server with no database: a short pool timeout keeps each 503 fast.
-server_stop
-DB_URL="postgresql://postgres@127.0.0.1:$(bench_py free-port)/bakeoff" # nothing listens there
-server_start "$BIN" --pool-size 2 --pool-timeout-ms 50
+stop_server
+# A port the OS just found free: nothing listens there.
+port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start_server "postgresql://postgres@127.0.0.1:$port/bakeoff" --pool-size 2 --pool-timeout-ms 50
 log "httplint on ${#REQUESTS_DOWN[@]} answers with the database unreachable"
 lint "$TMP_DIR/down" "${REQUESTS_DOWN[@]}"
 

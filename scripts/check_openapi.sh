@@ -7,14 +7,30 @@
 set -euo pipefail
 
 PROG=check_openapi.sh
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The interpreter itself, not a version manager's shim (pyenv's is a bash
+# script): it makes the venv, and runs the harness's sandbox.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) || PYTHON=python3
+ARGS=("$@") # for the run inside the sandbox, below
+# Set to this script's name for that run only (not for another script run
+# inside some sandbox, nor for what this one starts).
+inside_sandbox=false
+[ "${CHECK_IN_SANDBOX:-}" = "$PROG" ] && inside_sandbox=true
+unset CHECK_IN_SANDBOX
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$PROG" "$*" >&2
+	exit 1
+}
 
 # Pinned, so that a new release cannot change what passes. Bump on purpose.
 OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 SCHEMATHESIS_VERSION=4.32.5
 
 SPEC="$ROOT/docs/openapi.json"
+BIN="$ROOT/target/release/bakeoff"
 VENV=${TOOLS_VENV:-$ROOT/target/tools-venv}
 MAX_EXAMPLES=50
 SEED=1
@@ -41,8 +57,9 @@ Usage: scripts/check_openapi.sh [OPTIONS]
    with openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION and schemathesis $SCHEMATHESIS_VERSION.
 2. Validates docs/openapi.json as an OpenAPI 3.1 document.
 3. Builds the release server (the document is built into it), starts a
-   throwaway PostgreSQL seeded with $CONTACTS contacts and the server on a free port,
-   and runs schemathesis against it: positive and negative generated requests
+   throwaway PostgreSQL seeded with $CONTACTS contacts (\`python3 -m harness
+   sandbox\`, which then runs the rest of this script) and the server on a
+   free port, and runs schemathesis against it: positive and negative generated requests
    for every operation, each answer checked for:
      ${CHECKS//,/ }
    The schema comes from the server's /openapi.json when it serves one,
@@ -126,38 +143,126 @@ ensure_venv() {
 	printf '%s' "$want" >"$VENV/.check_openapi-pins"
 }
 
-ensure_venv
+# --- the server -----------------------------------------------------------------
 
-# --- 2. static validation ---------------------------------------------------------
+# wait_http URL SECONDS: polls URL until it answers 2xx; status 1 (and a line
+# on stderr) when it has not within SECONDS.
+wait_http() {
+	"$PYTHON" - "$@" <<'PY'
+import sys, time, urllib.request
+url, seconds = sys.argv[1], float(sys.argv[2])
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(f"{url} did not answer within {seconds:g} s")
+PY
+}
 
-log "validating docs/openapi.json (openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION)"
-"$VENV/bin/openapi-spec-validator" "$SPEC" >&2 || die "docs/openapi.json is not a valid OpenAPI document"
-# The document's own version must be the server's.
-spec_version=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["info"]["version"])' "$SPEC")
-crate_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)
-[ "$spec_version" = "$crate_version" ] ||
-	die "docs/openapi.json says info.version $spec_version, Cargo.toml says $crate_version"
-$FUZZ || exit 0
+SERVER_PID=""
+SERVER_URL=""
 
-# --- 3. the live server -------------------------------------------------------------
+# start_server DATABASE_URL ARGS...: `$BIN serve` on a port of its own choosing
+# (its first line on stderr names it); sets SERVER_PID and SERVER_URL once it
+# answers /version.
+start_server() {
+	local url=$1 line="" i
+	shift
+	# Emptied first: the loop below must not read an earlier server's line.
+	: >"$TMP_DIR/server.log"
+	DATABASE_URL=$url "$BIN" serve --bind 127.0.0.1:0 "$@" >/dev/null 2>>"$TMP_DIR/server.log" &
+	SERVER_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		# `read` takes a whole line only, never a half-written one.
+		IFS= read -r line <"$TMP_DIR/server.log" && break
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! [[ $line =~ listening\ on\ (http://[^ ]+) ]]; then
+		sleep 0.2 # let it finish its message, if it is failing
+		cat "$TMP_DIR/server.log" >&2
+		die "the server did not start (its output is above)"
+	fi
+	SERVER_URL=${BASH_REMATCH[1]%/}
+	log "$line"
+	wait_http "$SERVER_URL/version" 30 || die "the server does not answer /version"
+}
 
-install_cleanup_trap
-make_tmp_dir
+# Stops the server with SIGTERM (it drains and exits), killing it after 15 s.
+stop_server() {
+	[ -n "$SERVER_PID" ] || return 0
+	local i
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=""
+}
+
+# schemathesis, a background child while it runs (see run_schemathesis).
+CHILD_PID=""
+# --target's scratch dir, made here; inside the sandbox it is the sandbox's.
+OWN_TMP_DIR=""
+
+cleanup() {
+	if [ -n "$CHILD_PID" ]; then
+		kill -TERM "$CHILD_PID" 2>/dev/null || true
+		wait "$CHILD_PID" 2>/dev/null || true
+	fi
+	stop_server
+	[ -z "$OWN_TMP_DIR" ] || rm -rf "$OWN_TMP_DIR"
+}
+
+# --- outside the sandbox: 1. and 2., the build, then the same script inside --------
+
+if ! $inside_sandbox; then
+	ensure_venv
+	log "validating docs/openapi.json (openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION)"
+	"$VENV/bin/openapi-spec-validator" "$SPEC" >&2 || die "docs/openapi.json is not a valid OpenAPI document"
+	# The document's own version must be the server's.
+	spec_version=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["info"]["version"])' "$SPEC")
+	crate_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)
+	[ "$spec_version" = "$crate_version" ] ||
+		die "docs/openapi.json says info.version $spec_version, Cargo.toml says $crate_version"
+	$FUZZ || exit 0
+	if [ -z "$TARGET" ]; then
+		if $BUILD; then
+			log "building the release binary (cargo build --release)"
+			(cd "$ROOT" && cargo build --release >&2) || die "cargo build --release failed (see above)"
+		fi
+		[ -x "$BIN" ] || die "no target/release/bakeoff: run without --no-build"
+		# The rest of this script runs inside the harness's sandbox
+		# (harness/sandbox.py): a throwaway PostgreSQL seeded with $CONTACTS
+		# contacts in DATABASE_URL, a scratch dir in BAKEOFF_SANDBOX, both
+		# gone when it exits.
+		PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" HARNESS_PROG=$PROG CHECK_IN_SANDBOX=$PROG exec "$PYTHON" -m harness \
+			sandbox --contacts "$CONTACTS" --binary "$BIN" -- "$BASH" "$0" "${ARGS[@]}"
+	fi
+fi
+
+# --- 3. the live server: --target's, or ours inside the sandbox ---------------------
+
+trap cleanup EXIT
 if [ -n "$TARGET" ]; then
+	OWN_TMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/bakeoff.XXXXXX")
+	TMP_DIR=$OWN_TMP_DIR
 	SERVER_URL=$TARGET
-	bench_py wait-http "$SERVER_URL/healthz" --timeout 10 || die "nothing answers $SERVER_URL/healthz"
+	wait_http "$SERVER_URL/healthz" 10 || die "nothing answers $SERVER_URL/healthz"
 else
-	ensure_tools initdb pg_ctl postgres psql runuser
-	$BUILD && build_release
-	[ -x "$ROOT/target/release/bakeoff" ] || die "no target/release/bakeoff: run without --no-build"
-	pg_start_throwaway 50
-	seed_db "$ROOT/target/release/bakeoff"
-	server_start "$ROOT/target/release/bakeoff" --pool-size 4
+	TMP_DIR=$BAKEOFF_SANDBOX
+	start_server "${DATABASE_URL:?}" --pool-size 4
 fi
 
 # The served document when there is one (it is what clients see); else the file.
 schema_location=$SPEC
-if bench_py http-get "$SERVER_URL/openapi.json" >"$TMP_DIR/served.json" 2>/dev/null &&
+if "$PYTHON" -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], timeout=10).read())' \
+	"$SERVER_URL/openapi.json" >"$TMP_DIR/served.json" 2>/dev/null &&
 	"$VENV/bin/python" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d.get("paths") else 1)' "$TMP_DIR/served.json" 2>/dev/null; then
 	# Kept as a file: the server is restarted below, on another port.
 	schema_location="$TMP_DIR/served.json"
@@ -175,7 +280,7 @@ fi
 # negative. No stateful phase: the API has no links between operations.
 run_schemathesis() {
 	local out=$1 checks=$2 examples=$3 rc=0
-	(cd "$TMP_DIR" && run_child "$out" "$VENV/bin/schemathesis" run "$schema_location" \
+	(cd "$TMP_DIR" && exec "$VENV/bin/schemathesis" run "$schema_location" \
 		--url "$SERVER_URL" \
 		--checks "$checks" \
 		--phases examples,coverage,fuzzing \
@@ -185,10 +290,16 @@ run_schemathesis() {
 		--request-timeout 10 \
 		--max-failures 20 \
 		--generation-database none \
-		--no-color) || rc=$?
+		--no-color) >"$out" 2>&1 &
+	# In the background, waited for: bash runs a trap only once the foreground
+	# command ends, so a SIGTERM would wait for the whole run; `wait` returns
+	# at once, and cleanup stops CHILD_PID.
+	CHILD_PID=$!
+	wait "$CHILD_PID" || rc=$?
+	CHILD_PID=""
 	cat "$out" >&2
-	if [ -n "$SERVER_PID" ] && ! pid_running "$SERVER_PID"; then
-		server_log_tail | tail -n 20 >&2
+	if [ -n "$SERVER_PID" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+		tail -n +2 "$TMP_DIR/server.log" | tail -n 20 >&2
 		die "the server exited during the run (its last lines are above)"
 	fi
 	return "$rc"
@@ -203,9 +314,10 @@ run_schemathesis "$TMP_DIR/schemathesis.log" "$CHECKS" "$MAX_EXAMPLES" ||
 # and everything that needs no database must still conform. A short pool
 # timeout keeps each 503 fast; not_a_server_error and
 # positive_data_acceptance are left out, since 503 is the right answer here.
-server_stop
-DB_URL="postgresql://postgres@127.0.0.1:$(bench_py free-port)/bakeoff" # nothing listens there
-server_start "$ROOT/target/release/bakeoff" --pool-size 2 --pool-timeout-ms 50
+stop_server
+# A port the OS just found free: nothing listens there.
+port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start_server "postgresql://postgres@127.0.0.1:$port/bakeoff" --pool-size 2 --pool-timeout-ms 50
 "$PYTHON" - "$SERVER_URL/types" <<'PY' || die "with no database, /types is not a 503 with Retry-After"
 import sys, urllib.error, urllib.request
 try:

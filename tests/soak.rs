@@ -567,6 +567,15 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|error| error.into_inner())
 }
 
+/// The server's database URL: its `application_name` lets the kills and the
+/// backend counts find its connections.
+fn server_url(cluster: &pg::Cluster) -> String {
+    format!(
+        "postgresql://postgres@127.0.0.1:{}/bakeoff?application_name={APPLICATION_NAME}",
+        cluster.port
+    )
+}
+
 #[test]
 fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     let _serial = serial();
@@ -574,18 +583,41 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
     let plan = Plan::for_duration(duration);
     // A cluster of its own: it is stopped and started under the load.
     let mut cluster = pg::Cluster::start("bakeoff").expect("the soak's cluster");
-    let snapshot = seed(&cluster);
-    let targets = targets(&snapshot);
-    let url = format!(
-        "postgresql://postgres@127.0.0.1:{}/bakeoff?application_name={APPLICATION_NAME}",
-        cluster.port
-    );
-    let mut server = KIT.start_server(&url, &[]);
-    let addr = server.addr;
-    let pid = server.pid();
+    let targets = targets(&seed(&cluster));
+    let mut server = KIT.start_server(&server_url(&cluster), &[]);
+    let (addr, pid) = (server.addr, server.pid());
 
-    // Warm the server up a little, then count its fds with a full pool.
-    for target in &targets {
+    warm_up(addr, &targets);
+    // The fds are counted with a full pool, before the load and after it.
+    wait_for_full_pool(addr, Duration::from_secs(10)).unwrap_or_else(|error| panic!("{error}"));
+    let before = settled_reading(pid, Duration::from_secs(5));
+    let fd_kinds_before = fd_kinds(pid);
+
+    let outcome = load_under_faults(&mut cluster, &plan, addr, pid, &targets);
+    assert_alive(&mut server);
+    let (after, fd_settle) = reading_once_the_fds_settle(pid, &before);
+
+    let samples = outcome.samples();
+    let tally = check_every_answer(&targets, &samples, &outcome);
+    check_every_body(&outcome.reports);
+    check_the_soak_was_not_vacuous(&targets, &samples, &outcome, &tally, duration);
+    report_the_load_and_each_fault(&targets, &samples, &outcome, &tally, &plan);
+    check_memory_flat_over_the_second_half(&outcome, duration, &before, &after);
+    check_fds_back_to_their_count_at_the_start(
+        &cluster,
+        addr,
+        pid,
+        &outcome,
+        (&before, &fd_kinds_before),
+        (&after, fd_settle),
+    );
+    assert_alive(&mut server);
+}
+
+/// Every target once on a fresh connection, each answering its status: the
+/// server and the expected bodies agree before any fault.
+fn warm_up(addr: SocketAddr, targets: &[Target]) {
+    for target in targets {
         let status = connect(addr)
             .and_then(|mut connection| {
                 connection.try_send(&http::request_bytes("GET", &target.path))?;
@@ -599,21 +631,53 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             target.path
         );
     }
-    wait_for_full_pool(addr, Duration::from_secs(10)).unwrap_or_else(|error| panic!("{error}"));
-    let before = settled_reading(pid, Duration::from_secs(5));
-    let fd_kinds_before = fd_kinds(pid);
+}
 
+/// What the load under faults left to check.
+struct Outcome {
+    /// When the load began; figures count seconds from here.
+    start: Instant,
+    reports: Vec<ClientReport>,
+    faults: Vec<Fault>,
+    /// The server's RSS and fds every [`SAMPLE_EVERY`] during the load.
+    readings: Vec<Reading>,
+}
+
+impl Outcome {
+    /// Every client's samples, in the order they started.
+    fn samples(&self) -> Vec<&Sample> {
+        let mut samples: Vec<&Sample> = self
+            .reports
+            .iter()
+            .flat_map(|report| &report.samples)
+            .collect();
+        samples.sort_by_key(|sample| sample.start);
+        samples
+    }
+
+    /// Seconds from the start of the load to `instant`.
+    fn at(&self, instant: Instant) -> f64 {
+        secs(instant.saturating_duration_since(self.start))
+    }
+}
+
+/// The clients and the process sampler, for the plan's duration, while the
+/// faults run on this thread.
+fn load_under_faults(
+    cluster: &mut pg::Cluster,
+    plan: &Plan,
+    addr: SocketAddr,
+    pid: u32,
+    targets: &[Target],
+) -> Outcome {
     let start = Instant::now();
-    let until = start + duration;
+    let until = start + plan.duration;
     let (reports, faults, readings) = thread::scope(|scope| {
         let clients: Vec<_> = (0..CLIENTS)
-            .map(|index| {
-                let targets = &targets;
-                scope.spawn(move || run_client(addr, index, targets, until))
-            })
+            .map(|index| scope.spawn(move || run_client(addr, index, targets, until)))
             .collect();
         let sampler = scope.spawn(move || sample_process(pid, until));
-        let faults = run_faults(&mut cluster, &plan, start);
+        let faults = run_faults(cluster, plan, start);
         let reports: Vec<ClientReport> = clients
             .into_iter()
             .map(|client| client.join().expect("a client panicked"))
@@ -624,12 +688,19 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             sampler.join().expect("the sampler panicked"),
         )
     });
-    assert_alive(&mut server);
+    Outcome {
+        start,
+        reports,
+        faults,
+        readings,
+    }
+}
 
-    // (d) The fds, once every client connection is closed and the pool full.
-    // A count is taken once it has held still (a connection the server has
-    // not accepted yet is not among its fds), and again until it is the
-    // start's or the time is up.
+/// For (d): the fds once every client connection is closed and the pool
+/// full, and how long after the load that was. A count is taken once it has
+/// held still (a connection the server has not accepted yet is not among its
+/// fds), and again until it is the start's or the time is up.
+fn reading_once_the_fds_settle(pid: u32, before: &Reading) -> (Reading, Duration) {
     let load_end = Instant::now();
     let settle_by = load_end + FD_SETTLE;
     let mut after = settled_reading(pid, FD_SETTLE);
@@ -637,17 +708,29 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         after = settled_reading(pid, settle_by.saturating_duration_since(Instant::now()));
     }
     let fd_settle = after.at - load_end;
+    (after, fd_settle)
+}
 
-    let mut samples: Vec<&Sample> = reports.iter().flat_map(|report| &report.samples).collect();
-    samples.sort_by_key(|sample| sample.start);
-    let at = |instant: Instant| secs(instant.saturating_duration_since(start));
+/// What check (a) counted, for the figures.
+struct Tally {
+    by_status: BTreeMap<u16, usize>,
+    /// Per fault: keep-alive connections the server closed during it.
+    closed_per_fault: Vec<usize>,
+    /// Per fault: the 503s it owes.
+    failures_per_fault: Vec<usize>,
+    closed_by_server: usize,
+}
 
-    // ---- (a) statuses, and transport errors only where a fault closed a connection
+/// (a) statuses, and transport errors only where a fault closed a
+/// connection; (b) no 503 once the database was back for [`RECOVERY`].
+fn check_every_answer(targets: &[Target], samples: &[&Sample], outcome: &Outcome) -> Tally {
+    let faults = &outcome.faults;
+    let at = |instant: Instant| outcome.at(instant);
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
     let mut closed_per_fault = vec![0usize; faults.len()];
     let mut failures_per_fault = vec![0usize; faults.len()];
     let mut closed_by_server = 0;
-    for sample in &samples {
+    for sample in samples {
         let target = &targets[sample.target];
         let describe = |what: &str| {
             format!(
@@ -672,7 +755,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
                 );
                 if *status == 503 {
                     // (b) after the fault the 503 owes itself to.
-                    let Some((index, fault)) = fault_before(&faults, sample.end) else {
+                    let Some((index, fault)) = fault_before(faults, sample.end) else {
                         panic!("(b) {}", describe("503 before any fault began"));
                     };
                     assert!(
@@ -700,7 +783,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
                         | io::ErrorKind::ConnectionAborted
                         | io::ErrorKind::BrokenPipe
                 );
-                let fault = fault_before(&faults, sample.end)
+                let fault = fault_before(faults, sample.end)
                     .filter(|(_, fault)| sample.start < fault.back + RECOVERY);
                 match fault {
                     Some((index, _)) if closed && !sample.fresh_connection => {
@@ -735,6 +818,16 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             index + 1
         );
     }
+    Tally {
+        by_status,
+        closed_per_fault,
+        failures_per_fault,
+        closed_by_server,
+    }
+}
+
+/// (a) every answer of an allowed status with the expected body and headers.
+fn check_every_body(reports: &[ClientReport]) {
     let wrong: Vec<&String> = reports
         .iter()
         .flat_map(|report| &report.wrong_answers)
@@ -750,9 +843,17 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
 
-    // ---- the soak was not vacuous: load, every target answered, faults felt
-    let oks = by_status.get(&200).copied().unwrap_or(0);
+/// The soak was not vacuous: load, every target answered, faults felt.
+fn check_the_soak_was_not_vacuous(
+    targets: &[Target],
+    samples: &[&Sample],
+    outcome: &Outcome,
+    tally: &Tally,
+    duration: Duration,
+) {
+    let oks = tally.by_status.get(&200).copied().unwrap_or(0);
     let minimum_oks = 100 * duration.as_secs() as usize;
     assert!(
         oks >= minimum_oks,
@@ -767,6 +868,7 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             target.status
         );
     }
+    let faults = &outcome.faults;
     let restarts = faults
         .iter()
         .filter(|fault| fault.kind == FaultKind::Restart)
@@ -780,14 +882,29 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         faults.iter().any(|fault| fault.killed > 0),
         "no kill found a connection of the server's to end"
     );
-    let felt: usize = failures_per_fault.iter().sum::<usize>() + closed_by_server;
+    let felt: usize = tally.failures_per_fault.iter().sum::<usize>() + tally.closed_by_server;
     assert!(
         felt > 0,
         "no request failed during {} faults: they did not reach the server",
         faults.len()
     );
+}
 
-    // ---- figures
+/// The figures of the load, of each fault and of the 503s' latency.
+fn report_the_load_and_each_fault(
+    targets: &[Target],
+    samples: &[&Sample],
+    outcome: &Outcome,
+    tally: &Tally,
+    plan: &Plan,
+) {
+    let (duration, faults, reports) = (plan.duration, &outcome.faults, &outcome.reports);
+    let at = |instant: Instant| outcome.at(instant);
+    let restarts = faults
+        .iter()
+        .filter(|fault| fault.kind == FaultKind::Restart)
+        .count();
+    let kills = faults.len() - restarts;
     let requests = samples.len();
     let connections: usize = reports.iter().map(|report| report.connections_opened).sum();
     let closed_with_answer: usize = reports.iter().map(|report| report.closed_with_answer).sum();
@@ -800,15 +917,17 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         secs(plan.down_for),
     ));
     figure(format!(
-        "{requests} requests ({:.0}/s): {}; {closed_by_server} on connections the server \
+        "{requests} requests ({:.0}/s): {}; {} on connections the server \
          closed during a fault, 0 other transport errors; {} connections opened \
          ({} reconnects, {closed_with_answer} answers with Connection: close)",
         requests as f64 / secs(duration),
-        by_status
+        tally
+            .by_status
             .iter()
             .map(|(status, count)| format!("{status} × {count}"))
             .collect::<Vec<_>>()
             .join(", "),
+        tally.closed_by_server,
         connections,
         connections.saturating_sub(CLIENTS),
     ));
@@ -844,11 +963,11 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         figure(format!(
             "fault #{} {what}: {} × 503, {} connections closed; first 200 {first_ok} after back",
             index + 1,
-            failures_per_fault[index],
-            closed_per_fault[index],
+            tally.failures_per_fault[index],
+            tally.closed_per_fault[index],
         ));
     }
-    for sample in &samples {
+    for sample in samples {
         if sample.result.as_ref().ok() == Some(&503) {
             latencies_503.push(sample.end - sample.start);
         }
@@ -862,8 +981,17 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             ms(*last)
         ));
     }
+}
 
-    // ---- (c) memory flat over the second half
+/// (c) resident memory flat over the second half of the load.
+fn check_memory_flat_over_the_second_half(
+    outcome: &Outcome,
+    duration: Duration,
+    before: &Reading,
+    after: &Reading,
+) {
+    let (start, readings) = (outcome.start, &outcome.readings);
+    let at = |instant: Instant| outcome.at(instant);
     let half = start + duration / 2;
     let reading_at = |instant: Instant| readings.iter().find(|reading| reading.at >= instant);
     let at_quarter = reading_at(start + duration / 4).expect("a reading after the first quarter");
@@ -891,17 +1019,6 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
         mib(bound),
         readings.len()
     ));
-    figure(format!(
-        "open fds before the load {}, max during it {}, after it {} (settled in {:.0} ms)",
-        before.fds,
-        readings
-            .iter()
-            .map(|reading| reading.fds)
-            .max()
-            .unwrap_or(0),
-        after.fds,
-        ms(fd_settle)
-    ));
     assert!(
         growth <= bound,
         "(c) RSS grew {growth} KiB over the second half (from {} KiB at the half-way mark to \
@@ -915,12 +1032,35 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             .map(|reading| (at(reading.at).round() as u64, reading.rss_kib))
             .collect::<Vec<_>>()
     );
+}
 
-    // ---- (d) fds back to their count at the start
+/// (d) the open fds back to their count at the start once the load is gone;
+/// if not, what they are, whether the pool says it is full, and the
+/// server's backends.
+fn check_fds_back_to_their_count_at_the_start(
+    cluster: &pg::Cluster,
+    addr: SocketAddr,
+    pid: u32,
+    outcome: &Outcome,
+    (before, fd_kinds_before): (&Reading, &BTreeMap<String, usize>),
+    (after, fd_settle): (&Reading, Duration),
+) {
+    figure(format!(
+        "open fds before the load {}, max during it {}, after it {} (settled in {:.0} ms)",
+        before.fds,
+        outcome
+            .readings
+            .iter()
+            .map(|reading| reading.fds)
+            .max()
+            .unwrap_or(0),
+        after.fds,
+        ms(fd_settle)
+    ));
     if after.fds != before.fds {
         let fd_kinds_after = fd_kinds(pid);
         let full_pool = wait_for_full_pool(addr, Duration::ZERO);
-        let backends = backends(&cluster);
+        let backends = backends(cluster);
         panic!(
             "(d) {} open fds {:.1} s after the load, {} before it\n  before: {fd_kinds_before:?}\n  \
              after:  {fd_kinds_after:?}\n  pool: {full_pool:?}; the server's backends in \
@@ -932,7 +1072,6 @@ fn a_mixed_load_survives_database_restarts_and_killed_connections() {
             before.fds,
         );
     }
-    assert_alive(&mut server);
 }
 
 /// What check (d) of the soak runs into when its clients all land on one
@@ -946,11 +1085,7 @@ fn an_idle_server_reconnects_its_pools_after_a_database_restart() {
     let _serial = serial();
     let mut cluster = pg::Cluster::start("bakeoff").expect("the test's cluster");
     seed(&cluster);
-    let url = format!(
-        "postgresql://postgres@127.0.0.1:{}/bakeoff?application_name={APPLICATION_NAME}",
-        cluster.port
-    );
-    let mut server = KIT.start_server(&url, &[]);
+    let mut server = KIT.start_server(&server_url(&cluster), &[]);
     let pid = server.pid();
     wait_for_full_pool(server.addr, Duration::from_secs(10))
         .unwrap_or_else(|error| panic!("{error}"));

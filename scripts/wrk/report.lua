@@ -1,5 +1,5 @@
 -- scripts/wrk/report.lua: wrk's done() hook, printing the run's results as one
--- JSON line, marked with "BAKEOFF_JSON ", that scripts/bench.py parses.
+-- JSON line, marked with "BAKEOFF_JSON ", that harness/loadgen.py parses.
 --
 -- Why not parse wrk's human output: its numbers are rounded ("1.23ms",
 -- "12.34k") and its layout changes between versions; done() gets the exact

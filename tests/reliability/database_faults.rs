@@ -1,5 +1,6 @@
-//! Database faults under load: PostgreSQL stopped and restarted, its
-//! backends killed, a query stuck behind a lock.
+//! Database faults under load: PostgreSQL stopped and restarted, requests
+//! failing fast while it is down, its backends killed, a query stuck behind
+//! a lock.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -9,8 +10,8 @@ use testkit::{assert_alive, pg};
 
 use crate::database_health::pool_gauge;
 use crate::helpers::{
-    assert_503, backends, figure, lock_contacts, ms, pg_client, seed, serial, spread, timed_get,
-    url_with, wait_for_200,
+    assert_503, backends, figure, lock_contacts, ms, pg_client, quantile, seed, serial, spread,
+    timed_get, url_with, wait_for_200,
 };
 use crate::load::{Load, Sample, between};
 use crate::shutdown::wait_for_lock_waiters;
@@ -444,4 +445,94 @@ fn a_query_stuck_behind_a_lock_is_bounded_by_the_statement_timeout() {
             ),
         );
     }
+}
+
+/// While PostgreSQL is down, database requests answer 503 at once instead of
+/// each waiting the pool timeout; `/readyz` too; the first 200 comes within
+/// a second of PostgreSQL accepting connections again, and none fails after.
+fn outage_fails_fast(mode: &'static str) {
+    let _serial = serial();
+    let test = format!("fast failure during an outage ({mode})");
+    let mut cluster = pg::Cluster::start("bakeoff").expect("a second cluster");
+    seed(&cluster, 100);
+    let url = cluster.url("bakeoff");
+    // A long pool timeout, so that waiting it out cannot pass for failing fast.
+    let mut server = KIT.start_server(&url, &[("POOL_MODE", mode), ("POOL_TIMEOUT_MS", "3000")]);
+    let address = server.addr;
+    wait_for_200(address, "/types", Duration::from_secs(10));
+    let mut conn = Conn::connect(address);
+    assert_eq!(conn.get("/types").status, 200);
+
+    cluster.stop();
+    let mut latencies = Vec::new();
+    for index in 0..60 {
+        let target = [
+            "/types",
+            "/contacts/3",
+            "/contacts/fetch?limit=5",
+            "/readyz",
+        ][index % 4];
+        let started = Instant::now();
+        let response = conn.get(target);
+        latencies.push(started.elapsed());
+        assert_503(&format!("{test}: {target}"), &response);
+    }
+    // The first request or two find out that the database is gone.
+    let settled = &latencies[2..];
+    let (median, worst) = (quantile(settled, 0.5), quantile(settled, 1.0));
+    assert!(
+        median <= Duration::from_millis(50),
+        "{test}: 503s took {} (p50 / p99 / max) with the database known to be down",
+        spread(settled)
+    );
+    assert!(
+        worst < Duration::from_millis(1000),
+        "{test}: a 503 took {worst:?} with the database known to be down"
+    );
+    assert_eq!(conn.get("/version").status, 200);
+
+    cluster.start_again().expect("restart PostgreSQL");
+    let up = Instant::now();
+    let recovery = wait_for_200(address, "/types", Duration::from_secs(5));
+    assert!(
+        recovery <= Duration::from_secs(1),
+        "{test}: first 200 {recovery:?} after PostgreSQL accepted connections"
+    );
+    let mut conn = Conn::connect(address);
+    for index in 0..200 {
+        let target = [
+            "/types",
+            "/contacts/3",
+            "/contacts/fetch?limit=5",
+            "/readyz",
+        ][index % 4];
+        let response = conn.get(target);
+        assert_eq!(
+            response.status, 200,
+            "{test}: after recovery, {target}: {response}"
+        );
+    }
+    testkit::assert_alive(&mut server);
+    figure(
+        &test,
+        format!(
+            "pool timeout 3 s; database down: 60 requests (incl. /readyz) all 503 + Retry-After, \
+             latency {} (first two: {:.1} / {:.1} ms); first 200 {:.0} ms after PostgreSQL \
+             accepted connections (polling), then 200 requests all 200",
+            spread(settled),
+            ms(latencies[0]),
+            ms(latencies[1]),
+            ms(up.elapsed().min(recovery)),
+        ),
+    );
+}
+
+#[test]
+fn while_the_database_is_down_requests_fail_fast_shared_pool() {
+    outage_fails_fast("shared");
+}
+
+#[test]
+fn while_the_database_is_down_requests_fail_fast_exclusive_pool() {
+    outage_fails_fast("exclusive");
 }

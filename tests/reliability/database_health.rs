@@ -1,5 +1,6 @@
 //! The server's view of its database: `/readyz` following it, keepalive on
-//! its sockets, and `starts` pages planned for their own parameters.
+//! its sockets, `starts` pages planned for their own parameters, and a
+//! prepare blocked by a lock not taken for an outage.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use testkit::{http, pg};
 
 use crate::helpers::{
-    assert_503, figure, ms, pg_client, serial, timed_get, url_with, wait_for_200,
+    assert_503, figure, lock_contacts, ms, pg_client, serial, timed_get, url_with, wait_for_200,
 };
 use crate::{KIT, SECRET};
 
@@ -287,4 +288,37 @@ fn peer_sockets(pid: u32, port: u16) -> Vec<libc::c_int> {
     // SAFETY: ours.
     unsafe { libc::close(pidfd) };
     found
+}
+
+/// A database that accepts connections but cannot prepare the statements
+/// (a lock held on `contacts` until each prepare's statement timeout) is up,
+/// not down: the server must not fail fast for it, and serves as soon as
+/// the lock goes.
+#[test]
+fn a_prepare_blocked_by_a_lock_is_not_an_outage() {
+    let _serial = serial();
+    let test = "prepare blocked by a lock";
+    let mut locker = pg_client();
+    let lock = lock_contacts(&mut locker);
+    let server = KIT.start_server(
+        &url_with("blocked_prepare"),
+        &[("STATEMENT_TIMEOUT_MS", "200"), ("POOL_TIMEOUT_MS", "1000")],
+    );
+    // Several rounds of prepares have failed by now.
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        pool_gauge(server.addr, "bakeoff_pool_down"),
+        0,
+        "{test}: the server takes a prepare that failed on an open connection for an outage"
+    );
+    lock.commit().unwrap();
+    let recovery = wait_for_200(server.addr, "/types", Duration::from_secs(5));
+    figure(
+        test,
+        format!(
+            "contacts locked while the pools opened (statement timeout 200 ms): \
+             bakeoff_pool_down stayed 0; /types 200 {:.0} ms after the lock went",
+            ms(recovery)
+        ),
+    );
 }

@@ -1,8 +1,9 @@
 //! What the reliability tests share: the lock that runs them one at a
 //! time, figures and latency spreads, connections that report errors
-//! instead of panicking, and probes of PostgreSQL and of the server process.
+//! instead of panicking, whether the server closed a connection, and probes
+//! of PostgreSQL and of the server process.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
@@ -213,4 +214,24 @@ pub(crate) fn unread_bytes(stream: &TcpStream) -> usize {
     let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::FIONREAD, &mut n) };
     assert_eq!(rc, 0, "FIONREAD: {}", io::Error::last_os_error());
     n as usize
+}
+
+/// Reads until the server closes the connection (end of stream or a reset),
+/// at most `limit`; false when it is still open then.
+pub(crate) fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut scratch = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut scratch) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) if error.kind() == io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
 }

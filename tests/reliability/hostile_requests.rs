@@ -1,5 +1,6 @@
 //! Hostile and malformed requests: a 4xx or a closed connection, never a
-//! 5xx or a hang.
+//! 5xx or a hang; request heads over the bound refused and their
+//! connections closed.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -7,10 +8,10 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use testkit::http::{self, Response};
+use testkit::http::{self, Conn, Response};
 use testkit::{assert_alive, assert_no_leak};
 
-use crate::helpers::{figure, ms, serial, try_connect, url_with};
+use crate::helpers::{closed_within, figure, ms, serial, try_connect, url_with};
 use crate::{KIT, SECRET};
 
 /// What a hostile request may get.
@@ -343,5 +344,84 @@ fn hostile_requests_get_a_4xx_or_a_closed_connection_never_a_5xx_or_a_hang() {
         format!(
             "{tried} malformed or hostile requests, none answered 5xx, none hung; outcomes {tally:?}"
         ),
+    );
+}
+
+/// Sends `head` (ignoring a reset: the server may refuse before it has it
+/// all) and returns the status of the answer, and whether the server then
+/// closed the connection.
+fn refused_head(addr: SocketAddr, head: &[u8]) -> (Option<u16>, bool) {
+    let mut conn = Conn::connect(addr);
+    let _ = conn.try_send(head);
+    let status = conn
+        .read_response(false)
+        .ok()
+        .map(|response| response.status);
+    let mut stream = conn.stream().try_clone().unwrap();
+    (status, closed_within(&mut stream, Duration::from_secs(3)))
+}
+
+/// Request heads are bounded (16 KB by default): one long header, many
+/// headers or a long request line are refused (431, or 414 for the target)
+/// and the connection closed, so an open connection cannot pin more.
+#[test]
+fn request_heads_over_the_bound_are_refused_and_the_connection_closed() {
+    let _serial = serial();
+    let test = "bounded request heads";
+    let address = KIT.addr();
+    let long_header = format!(
+        "GET /version HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let many_headers = format!(
+        "GET /version HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..90)
+            .map(|index| format!("X-Header-{index}: {}\r\n", "b".repeat(200)))
+            .collect::<String>()
+    );
+    let long_target = format!(
+        "GET /version?padding={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "c".repeat(20 * 1024)
+    );
+    for (case, head, expected) in [
+        ("a 100 KB header value", long_header, 431),
+        ("90 headers of 200 bytes", many_headers, 431),
+        ("a 20 KB request target", long_target, 414),
+    ] {
+        let (status, closed) = refused_head(address, head.as_bytes());
+        assert_eq!(status, Some(expected), "{test}: {case}");
+        assert!(closed, "{test}: {case}: the connection stayed open");
+    }
+    // A head just under the bound is served, on a connection kept alive.
+    let mut conn = Conn::connect(address);
+    let near = format!(
+        "GET /version HTTP/1.1\r\nHost: x\r\nX-Near: {}\r\n\r\n",
+        "d".repeat(15 * 1024)
+    );
+    conn.send(near.as_bytes());
+    let response = conn.read_response(false).unwrap();
+    assert_eq!(response.status, 200, "{test}: a 15 KB head: {response}");
+    assert_eq!(conn.get("/version").status, 200);
+    // The bound is a setting.
+    let server = KIT.start_server(&KIT.fixture().database_url, &[("MAX_HEAD_BYTES", "65536")]);
+    let (status, _) = refused_head(
+        server.addr,
+        format!(
+            "GET /version HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
+            "e".repeat(40 * 1024)
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        status,
+        Some(200),
+        "{test}: a 40 KB head with MAX_HEAD_BYTES=65536"
+    );
+    KIT.assert_bad_setting_refused("MAX_HEAD_BYTES", "4096");
+    figure(
+        test,
+        "a 100 KB header value and 90 × 200-byte headers → 431, a 20 KB target → 414, \
+         each connection closed; a 15 KB head → 200 and kept alive; MAX_HEAD_BYTES=65536 \
+         serves a 40 KB head",
     );
 }

@@ -13,27 +13,29 @@
 //! there. The tests run one at a time (see [`helpers::serial`]): several measure
 //! latencies, which a neighbour's load on two cores would distort.
 
-// Shared helpers: `serial`, figures, fallible connections, PostgreSQL and /proc probes.
+// Shared helpers: `serial`, figures, fallible connections, closed connections,
+// PostgreSQL and /proc probes.
 mod helpers;
 // A steady load of recorded requests, for the database fault tests.
 mod load;
-// Database faults: PostgreSQL restarted under load, backends killed, a stuck query.
+// Database faults: PostgreSQL restarted under load, 503 at once while it is down,
+// backends killed, a stuck query.
 mod database_faults;
-// The database seen from the server: /readyz, socket keepalive, query plans.
+// The database seen from the server: /readyz, socket keepalive, query plans, a
+// blocked prepare that is no outage.
 mod database_health;
-// Hostile and malformed requests: 4xx or closed, never 5xx or a hang.
+// Hostile and malformed requests: 4xx or closed, never 5xx or a hang; bounded heads.
 mod hostile_requests;
-// Slow and broken clients: slowloris, idle connections, a client that never reads.
+// Slow and broken clients: slowloris, idle connections, a client that never
+// reads, the write timeout.
 mod slow_clients;
 // Resource limits: file descriptors, backlog, a /fibonacci flood.
 mod resource_limits;
-// Graceful shutdown with requests in flight, and the drain timeout.
+// Graceful shutdown: requests in flight finish, idle connections close at once,
+// the drain timeout.
 mod shutdown;
 // Security: SQL injection, the read-only role, no leaks, a database that stops answering.
 mod security;
-// To the standard of the trusted proxies: bounded heads, shutdown of idle
-// connections, fast failure while the database is down, a write timeout.
-mod trusted_proxies;
 
 use testkit::Kit;
 

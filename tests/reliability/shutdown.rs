@@ -1,7 +1,8 @@
-//! Graceful shutdown: requests in flight finish on SIGTERM and SIGINT, and
-//! the drain timeout bounds the wait.
+//! Graceful shutdown: requests in flight finish on SIGTERM and SIGINT,
+//! connections with no request in flight close at once, the process exits
+//! after the last answer, and the drain timeout bounds the wait.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use testkit::http::Conn;
 
 use crate::KIT;
 use crate::helpers::{
-    backends, figure, lock_contacts, ms, pg_client, serial, timed_get, url_with, wait_for_200,
+    backends, closed_within, figure, lock_contacts, ms, pg_client, serial, timed_get, url_with,
+    wait_for_200,
 };
 
 /// Waits until a backend of `application_name` waits on a lock.
@@ -186,6 +188,95 @@ fn the_drain_timeout_bounds_the_shutdown() {
         format!(
             "a request held past the 1 s drain timeout: exit 0 {:.0} ms after SIGTERM",
             ms(exited)
+        ),
+    );
+}
+
+/// SIGTERM with slow requests in flight and clients that never finish their
+/// heads or sit idle: those connections close at once, the requests finish,
+/// and the process exits as soon as the last one is answered.
+#[test]
+fn shutdown_closes_idle_and_half_sent_connections_at_once_and_exits_after_the_last_answer() {
+    let _serial = serial();
+    let test = "shutdown waits only for work";
+    let app = "shutdown_idle";
+    let mut server = KIT.start_server(
+        &url_with(app),
+        &[
+            ("STATEMENT_TIMEOUT_MS", "20000"),
+            ("POOL_SIZE", "2"),
+            ("DRAIN_TIMEOUT_S", "10"),
+        ],
+    );
+    let address = server.addr;
+    wait_for_200(address, "/contacts/1", Duration::from_secs(10));
+    let mut admin = pg_client();
+    let mut locker = pg_client();
+    let lock = lock_contacts(&mut locker);
+    let in_flight: Vec<_> = (0..3)
+        .map(|_| {
+            thread::spawn(move || {
+                let answer = timed_get(address, "/contacts/1");
+                (Instant::now(), answer)
+            })
+        })
+        .collect();
+    let mut half_sent: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = TcpStream::connect(address).unwrap();
+            stream
+                .write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let mut idle: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut conn = Conn::connect(address);
+            assert_eq!(conn.get("/version").status, 200);
+            conn.stream().try_clone().unwrap()
+        })
+        .collect();
+    wait_for_lock_waiters(&mut admin, app, |waiting| waiting >= 1);
+    thread::sleep(Duration::from_millis(100));
+
+    server.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    for stream in half_sent.iter_mut().chain(idle.iter_mut()) {
+        assert!(
+            closed_within(stream, Duration::from_secs(1)),
+            "{test}: a connection with no request in flight was still open 1 s after SIGTERM"
+        );
+    }
+    let idle_closed = signalled.elapsed();
+    thread::sleep(Duration::from_millis(1500).saturating_sub(signalled.elapsed()));
+    lock.commit().unwrap();
+    let mut last_answer = signalled;
+    for request in in_flight {
+        let (answered, (_, response)) = request.join().unwrap();
+        let response = response.unwrap_or_else(|error| panic!("{test}: in flight: {error}"));
+        assert_eq!(response.status, 200, "{test}: {response}");
+        last_answer = last_answer.max(answered);
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("no exit within 10 s");
+    let exited = Instant::now();
+    assert_eq!(status.code(), Some(0), "{test}: {status}");
+    let after_last = exited.saturating_duration_since(last_answer);
+    assert!(
+        after_last < Duration::from_secs(1),
+        "{test}: exit {after_last:?} after the last in-flight answer (drain timeout 10 s)"
+    );
+    figure(
+        test,
+        format!(
+            "SIGTERM with 3 requests held by a lock, 3 half-sent heads and 2 idle keep-alive \
+             connections: the 5 closed within {:.0} ms; the 3 answered 200 once the lock was \
+             released ({:.0} ms after the signal); exit 0 {:.0} ms after the last answer",
+            ms(idle_closed),
+            ms(last_answer - signalled),
+            ms(after_last)
         ),
     );
 }

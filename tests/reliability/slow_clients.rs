@@ -1,5 +1,6 @@
 //! Slow and broken clients: slowloris, thousands of idle keep-alive
-//! connections, a client that never reads.
+//! connections, a client that never reads, one that stops reading (the
+//! write timeout).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 use testkit::http::{self, Conn};
 
 use crate::KIT;
+use crate::database_health::pool_gauge;
 use crate::helpers::{
-    figure, ms, open_fds, quantile, rss_kib, serial, small_receive_buffer, spread, timed_get,
-    try_connect, unread_bytes, url_with, wait_for_200,
+    closed_within, figure, ms, open_fds, quantile, rss_kib, serial, small_receive_buffer, spread,
+    timed_get, try_connect, unread_bytes, url_with, wait_for_200,
 };
 
 /// Latencies of `target`, asked `count` times on one keep-alive connection,
@@ -455,5 +457,107 @@ fn a_client_that_never_reads_does_not_hold_a_database_connection() {
             ),
         );
         assert_eq!(got, PIPELINED * one_page);
+    }
+}
+
+/// A client that stops reading is cut off after the write timeout, freeing
+/// what its connection held; a slow reader that keeps reading is not.
+#[test]
+fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
+    let _serial = serial();
+    let test = "write timeout";
+    let server = KIT.start_server(&KIT.fixture().database_url, &[("WRITE_TIMEOUT_S", "1")]);
+    let address = server.addr;
+    wait_for_200(address, "/types", Duration::from_secs(10));
+    let target = "/contacts/for?limit=200";
+    let page = http::get(address, target).body.len();
+    // Enough answers to fill both sockets' buffers many times over.
+    let batch = |count: usize| -> Vec<u8> {
+        (0..count)
+            .flat_map(|_| http::request_bytes("GET", target))
+            .collect()
+    };
+    let mut stuck = Conn::connect(address);
+    // A small receive window, so the server's writes block soon.
+    small_receive_buffer(stuck.stream());
+    stuck.send(&batch(300));
+    let mut slow = Conn::connect(address);
+    const SLOW_PAGES: usize = 100;
+    slow.send(&batch(SLOW_PAGES));
+    let slow_reader = thread::spawn(move || {
+        let mut pages = 0;
+        while pages < SLOW_PAGES {
+            // A page every 100 ms: slower than the server writes, but never
+            // a second without taking bytes.
+            let response = slow
+                .read_response(false)
+                .expect("the slow reader was cut off");
+            assert_eq!(response.status, 200);
+            pages += 1;
+            thread::sleep(Duration::from_millis(100));
+        }
+        pages
+    });
+    // The server is stuck writing to it once the bytes waiting for it stop
+    // growing.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut waiting, mut still) = (0, 0);
+    while still < 5 {
+        thread::sleep(Duration::from_millis(100));
+        let now = unread_bytes(stuck.stream());
+        (waiting, still) = if now == waiting {
+            (now, still + 1)
+        } else {
+            (now, 0)
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{test}: the server never stopped writing"
+        );
+    }
+    let stuck_since = Instant::now() - Duration::from_millis(500);
+    // Nothing is read from it now (reading is progress, which the timeout
+    // allows): the server's own count must drop, the slow reader's
+    // connection still open.
+    assert!(
+        open_connections_below(address, 3, Duration::from_secs(6)),
+        "{test}: the client that stopped reading was not cut off (write timeout 1 s)"
+    );
+    let cut_off = stuck_since.elapsed();
+    assert!(
+        !slow_reader.is_finished(),
+        "{test}: the slow reader finished first, so the count proves nothing"
+    );
+    // Its socket: what was sent before, then the end of the stream or a reset.
+    let mut stream = stuck.stream().try_clone().unwrap();
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(4)),
+        "{test}: the client that stopped reading still has an open socket"
+    );
+    assert_eq!(slow_reader.join().unwrap(), SLOW_PAGES);
+    figure(
+        test,
+        format!(
+            "WRITE_TIMEOUT_S=1: a client that pipelined 300 pages ({:.1} MB) and never read \
+             was cut off {:.1} s after the server got stuck writing to it; a reader taking a \
+             page every 100 ms got all {SLOW_PAGES} pages",
+            (300 * page) as f64 / 1e6,
+            cut_off.as_secs_f64()
+        ),
+    );
+}
+
+/// Polls `/metrics` until it counts fewer than `limit` open connections (its
+/// own included), at most `wait`.
+fn open_connections_below(address: SocketAddr, limit: u64, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if pool_gauge(address, "bakeoff_open_connections") < limit {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
     }
 }

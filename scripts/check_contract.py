@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Checks a running server against the contract in shared/API.md.
+"""Checks a running server against the contract in shared/API.md (the
+HTTP/1.1 suites are tests/conformance.rs's, not this).
 
-    scripts/conformance.py URL [--name NAME] [--json OUT] [--slow]
+    scripts/check_contract.py URL [--name NAME] [--json OUT] [--slow]
 
 URL is the server's base, e.g. http://127.0.0.1:8000. Each rule of the
 contract is one row: the checker sends its requests over raw sockets (so that
@@ -1008,14 +1009,14 @@ def main() -> int:
     try:
         checker.connect(5).close()
     except OSError as exc:
-        print(f"conformance.py: cannot connect to {args.url}: {exc}", file=sys.stderr)
+        print(f"check_contract.py: cannot connect to {args.url}: {exc}", file=sys.stderr)
         return 2
     started = time.monotonic()
     results = run(checker)
     elapsed = time.monotonic() - started
 
     width = max(len(r.rule) for r in results)
-    print(f"conformance of {name} ({args.url}) to shared/API.md")
+    print(f"{name} ({args.url}) against the contract, shared/API.md")
     print(f"{'rule':<{width}}  result  detail")
     for r in results:
         print(f"{r.rule:<{width}}  {r.status:<6}  {r.detail if r.status != 'PASS' else r.text}")
