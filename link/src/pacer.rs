@@ -1,13 +1,13 @@
 //! When to wake up for a due chunk, and when to busy-wait instead.
 //!
-//! A thread asleep in epoll_wait on this 2-core VM wakes 18–45 µs after its
-//! timerfd's deadline (median 35 µs; measured with the same calls at
-//! 2000 wake-ups: `wake-up lateness` in the crate's README). Sleeping until
-//! a chunk's due time would make every chunk that late. So the timer is set
-//! early by the *lead*, a running 95th percentile of the wake-up lateness
-//! measured here, and the thread spins on the clock for what is left: with
-//! a lateness near its median, about 10–20 µs of busy CPU per wake-up, the
-//! price of sub-µs releases.
+//! A thread asleep in epoll_wait on this 2-core VM wakes 15–45 µs after its
+//! timerfd's deadline (median 28–35 µs, p99 1.4 ms under other tenants'
+//! load: `--spin-max-us 0` in the README's table). Sleeping until a chunk's
+//! due time would make every chunk that late. So the timer is set early by
+//! the *lead*, a running [`LEAD_QUANTILE`] quantile of the wake-up lateness
+//! measured here, and the thread spins on the clock for what is left: about
+//! 7–13 µs of busy CPU per wake-up here (the summary line's "spinning"),
+//! the price of chunks that leave a median 0.1 µs after their due time.
 //!
 //! Spinning steals CPU from the server and PostgreSQL being measured, so it
 //! is bounded twice: never longer than `--spin-max-us`, and never more than

@@ -11,7 +11,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, Link, connect, echo_server, median, pattern, ping_pong, serve};
+use crate::support::{
+    self, Link, Summary, connect, echo_server, median, pattern, ping_pong, serve,
+};
 
 #[test]
 fn bytes_arrive_whole_and_in_order_on_concurrent_connections() {
@@ -60,30 +62,114 @@ fn bytes_arrive_whole_and_in_order_on_concurrent_connections() {
     assert!(stderr.contains(" 0 closed by an error"), "{stderr}");
 }
 
-#[test]
-fn a_round_trip_takes_twice_the_delay_and_never_less() {
-    let _serial = support::one_at_a_time();
+/// Ping-pongs through a link at a 1 ms one-way delay started with `extra`
+/// arguments, and straight to the echo for comparison: the median added
+/// round trip, the fastest one through the link, and the link's summary.
+/// Prints the figures (`-- --nocapture` shows them).
+fn ping_pong_through_a_1ms_link(extra: &[&str]) -> (f64, f64, Summary) {
+    const PINGS: usize = 500;
     let echo = echo_server();
-    // The same ping-pongs straight to the echo, for what loopback costs.
     let mut direct = connect(echo);
-    let mut baseline = ping_pong(&mut direct, 200, Duration::from_micros(500));
-    let link = Link::start(&[echo], &["--delay-ms", "1"]);
+    let mut baseline = ping_pong(&mut direct, PINGS / 2, Duration::from_micros(500));
+    let link = Link::start(&[echo], &[&["--delay-ms", "1"], extra].concat());
     let mut stream = connect(link.addr());
-    let mut times = ping_pong(&mut stream, 300, Duration::from_micros(500));
+    let mut times = ping_pong(&mut stream, PINGS, Duration::from_micros(500));
     let fastest = times.iter().copied().fold(f64::MAX, f64::min);
     let added = median(&mut times) - median(&mut baseline);
     let (status, stderr) = link.stop();
+    assert!(status.success(), "{status}: {stderr}");
+    let summary = Summary::parse(&stderr);
+    assert_eq!(summary.chunks, 2 * PINGS as u64, "{}", summary.line);
+    println!(
+        "{PINGS} ping-pongs through --delay-ms 1 {extra:?}: median {added:.3} ms above \
+         loopback's, fastest {fastest:.3} ms\n{}",
+        summary.line
+    );
+    (added, fastest, summary)
+}
+
+#[test]
+fn ping_pong_takes_twice_the_delay_and_never_less() {
+    let _serial = support::one_at_a_time();
+    let (added, fastest, summary) = ping_pong_through_a_1ms_link(&[]);
     // Each direction holds a chunk from its arrival at the link, which is
     // after the client sent it: no round trip can be shorter than 2 ms.
     assert!(
         fastest >= 2.0,
-        "a round trip took {fastest:.3} ms < 2 x 1 ms\n{stderr}"
+        "a round trip took {fastest:.3} ms < 2 x 1 ms\n{}",
+        summary.line
+    );
+    // At normal priority the link waits for a CPU like everyone else: on
+    // this 2-core VM, with other tenants at a load of 7-10, that put the
+    // median round trip up to 0.16 ms above 2 ms + loopback's (the
+    // real-time test below holds it to 0.1).
+    assert!(
+        (2.0..=2.3).contains(&added),
+        "median round trip is {added:.3} ms above loopback's, want 2 ms + at most 0.3\n{}",
+        summary.line
+    );
+    // Woken early by the lead and spun to the due time: the typical chunk
+    // leaves within a few µs of it.
+    assert!(summary.p50_us <= 5.0, "{}", summary.line);
+}
+
+#[test]
+fn ping_pong_without_spinning_is_late_by_the_wake_up_only() {
+    let _serial = support::one_at_a_time();
+    let (added, fastest, summary) = ping_pong_through_a_1ms_link(&["--spin-max-us", "0"]);
+    assert!(
+        fastest >= 2.0,
+        "a round trip took {fastest:.3} ms < 2 x 1 ms\n{}",
+        summary.line
+    );
+    assert_eq!(summary.spun_ms, 0.0, "{}", summary.line);
+    // Woken by the timer at the due time: late by the wake-up (tens of µs
+    // here), well within a millisecond.
+    assert!(summary.p50_us < 200.0, "{}", summary.line);
+    assert!(
+        (2.0..=2.3).contains(&added),
+        "{added:.3} ms added\n{}",
+        summary.line
+    );
+}
+
+#[test]
+fn ping_pong_at_realtime_priority_is_on_time_or_refused_with_a_reason() {
+    let _serial = support::one_at_a_time();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        // Without CAP_SYS_NICE the link must refuse, not run at a priority
+        // it was not asked for.
+        let (status, stderr) = support::run_link(&[
+            "--route",
+            "127.0.0.1:0=127.0.0.1:1",
+            "--delay-ms",
+            "1",
+            "--realtime",
+        ]);
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("--realtime: sched_setscheduler"),
+            "{stderr}"
+        );
+        return;
+    }
+    let (added, fastest, summary) = ping_pong_through_a_1ms_link(&["--realtime"]);
+    assert!(
+        fastest >= 2.0,
+        "a round trip took {fastest:.3} ms < 2 x 1 ms\n{}",
+        summary.line
     );
     assert!(
         (2.0..=2.1).contains(&added),
-        "median round trip is {added:.3} ms above loopback's, want 2 ms + at most 0.1\n{stderr}"
+        "{added:.3} ms added\n{}",
+        summary.line
     );
-    assert!(status.success(), "{status}");
+    // Ahead of every normal process, the link is not kept from its due
+    // times by the machine's load: even the 99th percentile stays well
+    // under a millisecond (at normal priority it reaches several here).
+    assert!(summary.p50_us <= 5.0, "{}", summary.line);
+    assert!(summary.p99_us < 500.0, "{}", summary.line);
 }
 
 #[test]

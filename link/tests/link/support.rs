@@ -240,3 +240,50 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The figures of the link's closing summary line.
+#[derive(Debug)]
+pub struct Summary {
+    /// The whole line, for messages.
+    pub line: String,
+    /// Chunks released.
+    pub chunks: u64,
+    /// Median lateness after the due time, µs (to the 0.1 µs bucket).
+    pub p50_us: f64,
+    /// 99th percentile lateness, µs.
+    pub p99_us: f64,
+    /// Time spent spinning, ms.
+    pub spun_ms: f64,
+}
+
+impl Summary {
+    /// Finds and parses the `stopped by` line in the link's stderr.
+    pub fn parse(stderr: &str) -> Summary {
+        let line = stderr
+            .lines()
+            .find(|line| line.contains(": stopped by "))
+            .unwrap_or_else(|| panic!("no summary line in {stderr:?}"))
+            .to_string();
+        // The number after `word` in the line.
+        let after = |word: &str| -> f64 {
+            line.split(word)
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|number| number.trim_end_matches(',').parse().ok())
+                .unwrap_or_else(|| panic!("no number after {word:?} in {line:?}"))
+        };
+        let chunks = line
+            .split(" chunks")
+            .next()
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("no chunk count in {line:?}"));
+        Summary {
+            chunks,
+            p50_us: after(" p50 "),
+            p99_us: after(" p99 "),
+            spun_ms: after(" per chunk, "),
+            line,
+        }
+    }
+}
