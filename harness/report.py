@@ -235,6 +235,23 @@ def notes(doc, out_path):
         if noise["noisy_kept"]:
             line = f"**{line}; {noise['noisy_kept']} kept noisy after the retry limit**"
         lines.append(line)
+    topology = doc.get("topology") or {}
+    if topology.get("hosts"):
+        hosts = topology["hosts"]
+        lines.append(
+            f"hosts: network namespaces on {hosts['subnet']} ("
+            + ", ".join(f"{host['name']} {host['address']}" for host in hosts["hosts"])
+            + ")"
+        )
+    if topology.get("rtt_ms_measured"):
+        lines.append(
+            "round trips to the database, set → measured through the delay link: "
+            + ", ".join(
+                f"{rtt} ms → {ms:.2f} ms" for rtt, ms in topology["rtt_ms_measured"].items()
+            )
+        )
+    if topology.get("no_hosts"):
+        lines.append(f"**no hosts ({topology['no_hosts']}): measured on loopback only**")
     cpu = doc.get("cpu", {})
     if cpu.get("method"):
         lines.append(f"CPU per request: {cpu['method']}, {cpu.get('note')}")

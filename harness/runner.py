@@ -284,6 +284,7 @@ class Run:
             )
             measurements, fixed, pool = self.measure(bench, deployed, nginx, db)
             doc_head["params"]["pipeline_ceiling_clients"] = pool
+            doc_head["topology"] = site.describe()
             doc_head["server"] = self.finish(deployed, site)
             self.write(doc_head, measurements, fixed, commit, dirty)
 
