@@ -328,7 +328,11 @@ pub struct Received {
 
 /// Buffer for one control message holding a timespec (with room to spare).
 #[repr(C, align(8))]
-struct ControlBuffer([u8; 64]);
+struct ControlBuffer(
+    /// The bytes the kernel fills: `cmsghdr` headers and their payloads,
+    /// aligned as `CMSG_FIRSTHDR` expects.
+    [u8; 64],
+);
 
 /// One `recvmsg` into `buffer`, with its receive timestamp if there is one.
 pub fn receive(fd: RawFd, buffer: &mut [u8]) -> io::Result<Received> {

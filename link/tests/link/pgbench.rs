@@ -24,7 +24,8 @@
 //! - **Interleaved rounds.** The settings run in [`ROUNDS`] rounds
 //!   (loopback, 1 ms, 2 ms, loopback, ...); a round's added times subtract
 //!   the same round's loopback time, and each figure is the median of its
-//!   rounds, so a disturbed round or two do not decide.
+//!   rounds, so a disturbed round or two do not decide. A whole attempt
+//!   that fails is repeated once ([`ATTEMPTS`]).
 //!
 //! What is left above the setting, 40–100 µs per round trip here, is not
 //! hold lateness: it is the link's two extra loopback hops and, mostly, the
@@ -52,6 +53,12 @@ const TRANSACTIONS: u32 = 400;
 /// Rounds of the three settings: the median of five outlasts two rounds
 /// disturbed by other tenants.
 const ROUNDS: usize = 5;
+/// Attempts at the whole measurement: one that fails its checks is
+/// repeated once, with fresh links, since the other tenants' load here
+/// comes in bursts of minutes; the test fails when both fail, with both
+/// attempts' figures. A link that is off by more than the tolerance fails
+/// both.
+const ATTEMPTS: usize = 2;
 /// The largest allowed distance, ms, of each checked figure from its target.
 const TOLERANCE_MS: f64 = 0.1;
 /// The settings' names, in the order of a round.
@@ -85,6 +92,35 @@ fn pgbench_through_the_link_adds_its_round_trip_and_twice_the_setting_adds_twice
     let dir = work_dir();
     let script = dir.join("select1.sql");
     fs::write(&script, "SELECT 1;\n").expect("write the script");
+    let mut failures = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let outcome = measure(postgres, &dir, &script, attempt);
+        println!("attempt {attempt}: {}", outcome.report);
+        match outcome.failure {
+            None => return,
+            Some(failure) => {
+                failures.push(format!("attempt {attempt}: {failure}\n{}", outcome.report))
+            }
+        }
+    }
+    panic!(
+        "the link's round trip failed its checks in all {ATTEMPTS} attempts:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// One attempt's figures, and what failed, if anything.
+struct Outcome {
+    /// Every run's figures, the added times, the links' summary lines.
+    report: String,
+    /// The first check that failed.
+    failure: Option<String>,
+}
+
+/// One attempt: two fresh links (1 ms and 2 ms of round trip, `--realtime`
+/// when root) in front of `postgres`, [`ROUNDS`] rounds of the three
+/// settings, the two checks.
+fn measure(postgres: SocketAddr, dir: &Path, script: &Path, attempt: usize) -> Outcome {
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let priority: &[&str] = if root { &["--realtime"] } else { &[] };
@@ -99,8 +135,8 @@ fn pgbench_through_the_link_adds_its_round_trip_and_twice_the_setting_adds_twice
     for round in 0..ROUNDS {
         let mut runs = Vec::new();
         for (setting, port) in ports.iter().enumerate() {
-            let log_prefix = dir.join(format!("round{round}-setting{setting}"));
-            runs.push(pgbench(*port, &script, &log_prefix));
+            let log_prefix = dir.join(format!("attempt{attempt}-round{round}-setting{setting}"));
+            runs.push(pgbench(*port, script, &log_prefix));
         }
         rounds.push([runs[0], runs[1], runs[2]]);
     }
@@ -152,16 +188,20 @@ fn pgbench_through_the_link_adds_its_round_trip_and_twice_the_setting_adds_twice
         summary_line(&stderr_1ms),
         summary_line(&stderr_2ms),
     );
-    println!("{report}");
-    assert!(
-        (figure_1ms - 1.0).abs() <= TOLERANCE_MS,
-        "a 1 ms round trip added {figure_1ms:.3} ms, not 1 ms ± {TOLERANCE_MS}:\n{report}"
-    );
-    assert!(
-        (figure_2ms - 2.0 * figure_1ms).abs() <= TOLERANCE_MS,
-        "a 2 ms round trip added {figure_2ms:.3} ms, not twice the 1 ms one's ± \
-         {TOLERANCE_MS}:\n{report}"
-    );
+    let failure = if (figure_1ms - 1.0).abs() > TOLERANCE_MS {
+        Some(format!(
+            "a 1 ms round trip added {figure_1ms:.3} ms, not 1 ms ± {TOLERANCE_MS}"
+        ))
+    } else if (figure_2ms - 2.0 * figure_1ms).abs() > TOLERANCE_MS {
+        Some(format!(
+            "a 2 ms round trip added {figure_2ms:.3} ms, not twice the 1 ms one's ({:.3}) ± \
+             {TOLERANCE_MS}",
+            2.0 * figure_1ms
+        ))
+    } else {
+        None
+    };
+    Outcome { report, failure }
 }
 
 /// The middle value (of an odd count; the upper middle of an even one).

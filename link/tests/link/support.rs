@@ -93,10 +93,16 @@ impl Link {
 
     /// Sends SIGTERM, waits for the exit, and returns its status and the
     /// whole of stderr.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    pub fn stop(self) -> (ExitStatus, String) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal`, waits for the exit, and returns its status and the
+    /// whole of stderr.
+    pub fn stop_with(mut self, signal: i32) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         // SAFETY: a plain kill(2) on our own, unreaped child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         let status = wait_with_timeout(&mut child, Duration::from_secs(10));
         testkit::spawn::forget_process(child.id());
         // The reader thread ends at EOF, right after the exit.
