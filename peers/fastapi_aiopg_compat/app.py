@@ -9,7 +9,7 @@ psycopg2cffi standing in for psycopg2 (which does not load on PyPy).
 
 import os
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Optional
 
 import psycopg2cffi.compat
 
@@ -46,7 +46,7 @@ TYPES_SQL = "SELECT type_id, type_name FROM contact_types ORDER BY type_id"
 
 class ContactType(BaseModel):
     type_id: int
-    type_name: str | None
+    type_name: Optional[str]
 
 
 class Contact(BaseModel):
@@ -87,14 +87,14 @@ app = FastAPI(lifespan=lifespan)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=2147483647)]
-Starts = Annotated[str | None, Query(min_length=1, max_length=100)]
+Starts = Annotated[Optional[str], Query(min_length=1, max_length=100)]
 
 
 def escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def page_query(limit: int, offset: int, starts: str | None) -> tuple[str, dict]:
+def page_query(limit: int, offset: int, starts: Optional[str]) -> tuple[str, dict]:
     params = {"limit": limit, "offset": offset}
     if starts is None:
         return PAGE_SQL, params
