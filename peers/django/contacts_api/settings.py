@@ -10,7 +10,10 @@ import dj_database_url
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "bakeoff-peer-not-secret")
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+# The address start.sh listens on (BAKEOFF_HOST, default 127.0.0.1) is the
+# Host that clients send (an IPv6 address in brackets).
+HOST = os.environ.get("BAKEOFF_HOST", "127.0.0.1")
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", f"[{HOST}]" if ":" in HOST else HOST]
 
 INSTALLED_APPS = [
     "rest_framework",
