@@ -6,6 +6,9 @@
 #             fastapi_orm, fastapi_aiopg and django (psycopg2), PYTHON picks
 #             the interpreter (default python3, >= 3.11); and matplotlib for
 #             the comparison's charts (requirements-chart.txt);
+#   psycopg3  peers/.venv-psycopg3 (the same PYTHON): django on psycopg 3
+#             (django/requirements-psycopg3.txt) and fastapi_psycopg3. Not in
+#             peers/.venv: Django uses psycopg 3 wherever it can import it;
 #   compat    peers/.venv-compat (the same PYTHON) with
 #             fastapi_aiopg_compat/requirements.txt; with apt-get, libpq-dev and
 #             gcc (psycopg2cffi compiles against libpq; Debian's python3-dev
@@ -22,7 +25,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 python=${PYTHON:-python3}
-all_groups=(python compat pypy go)
+all_groups=(python psycopg3 compat pypy go)
 compat_requirements=$here/fastapi_aiopg_compat/requirements.txt
 
 say() { printf 'setup.sh: %s\n' "$*" >&2; }
@@ -105,6 +108,11 @@ setup_python() {
 		"$here/django/requirements.txt" "$here/requirements-chart.txt"
 }
 
+setup_psycopg3() {
+	install_venv "$here/.venv-psycopg3" "$here/django/requirements-psycopg3.txt" \
+		"$here/fastapi_psycopg3/requirements.txt"
+}
+
 # install_compat_stack DIR INTERPRETER ROW: the PyPy-compatible stack into its
 # own venv. Optional: on failure it says why and returns 0. The venv's
 # setup-complete file tells start.sh that the stack is whole.
@@ -170,7 +178,7 @@ groups=("$@")
 ((${#groups[@]} > 0)) || groups=("${all_groups[@]}")
 for group in "${groups[@]}"; do
 	case $group in
-	python | compat | pypy | go) ;;
+	python | psycopg3 | compat | pypy | go) ;;
 	*) die "unknown group '$group'; the groups are: ${all_groups[*]} (none: all of them)" ;;
 	esac
 done

@@ -9,7 +9,8 @@
 # opens its own PostgreSQL connection and closes it at its end. (A persistent
 # one belongs to the request's context: the next request does not reuse it,
 # and it stays open until collected: 17 idle backends on two workers after a
-# few hundred requests.) So the backends follow the requests in flight. On
+# few hundred requests.) So the backends follow the requests in flight; the
+# remedy Django documents is its own pool (../django_psycopg3_uvicorn). On
 # BAKEOFF_HOST:PORT (default 127.0.0.1), over the database at $DATABASE_URL.
 # Logs go to stderr.
 # Pooled (BAKEOFF_POOLER=pgbouncer): no server-side cursors (settings.py).
