@@ -4,7 +4,8 @@
 # threads each (default 4), one persistent PostgreSQL connection per thread
 # (CONN_MAX_AGE, default 600 s), on BAKEOFF_HOST:PORT (default 127.0.0.1),
 # over the database at $DATABASE_URL. Logs go to stderr.
-# Pooled (BAKEOFF_POOLER=pgbouncer): CONN_MAX_AGE 0 and no server-side cursors (settings.py).
+# Pooled (BAKEOFF_POOLER=pgbouncer): no server-side cursors (settings.py); the
+# connections to PgBouncer stay persistent.
 set -euo pipefail
 
 port=${1:?usage: start.sh PORT}

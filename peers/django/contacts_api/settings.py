@@ -40,20 +40,19 @@ POOLED = os.environ.get("BAKEOFF_POOLER") == "pgbouncer"
 PSYCOPG_POOL = os.environ.get("DJANGO_DB_POOL") == "psycopg"
 
 # Persistent connections by default: one per worker thread, kept between
-# requests (gunicorn gthread). CONN_MAX_AGE=0 closes each request's connection
-# at its end, as Django's documentation asks under ASGI, where a connection
-# belongs to the request's context and a persistent one is never reused but
-# left open (../django_uvicorn/start.sh sets it). Pooled, 0 is the default
-# under gthread too: the pooler keeps the server connections, and a
-# connection to it is cheap. With Django's pool, 0 always (Django refuses a
-# pool with persistent connections): the connection goes back to the pool at
-# the request's end.
+# requests (gunicorn gthread), pooled or not: PgBouncer's transaction mode
+# needs no more than server-side cursors off (below), and a connection that
+# lives on spares each request its connect (its startup and Django's
+# set_config('TimeZone') at each new connection). CONN_MAX_AGE=0 closes each
+# request's connection at its end, as Django's documentation asks under ASGI,
+# where a connection belongs to the request's context and a persistent one is
+# never reused but left open (../django_uvicorn/start.sh sets it). With
+# Django's pool, 0 as well (Django refuses a pool with persistent
+# connections): the connection goes back to the pool at the request's end.
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ["DATABASE_URL"],
-        conn_max_age=0
-        if PSYCOPG_POOL
-        else int(os.environ.get("CONN_MAX_AGE", "0" if POOLED else "600")),
+        conn_max_age=0 if PSYCOPG_POOL else int(os.environ.get("CONN_MAX_AGE", "600")),
     ),
 }
 if PSYCOPG_POOL:
