@@ -18,7 +18,17 @@ import tomllib
 PEERS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 REQUIRED_TEXT = ("stack", "server_model", "connections", "pooled")
-KNOWN_KEYS = {*REQUIRED_TEXT, "order", "default", "start", "ready_path", "setup", "knobs", "routes"}
+KNOWN_KEYS = {
+    *REQUIRED_TEXT,
+    "order",
+    "default",
+    "start",
+    "ready_path",
+    "metrics_path",
+    "setup",
+    "knobs",
+    "routes",
+}
 KNOWN_KNOBS = {"workers", "pool", "threads"}
 VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -42,8 +52,8 @@ def check_row(name):
         elif "\n" in value:
             problems.append(f"'{key}' is more than one line")
     order = manifest.get("order")
-    if not isinstance(order, int) or isinstance(order, bool) or order <= 0:
-        problems.append("'order' missing or not a positive integer (the reference is 0)")
+    if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+        problems.append("'order' missing or not an integer >= 0 (the reference is 0)")
     if not isinstance(manifest.get("default", True), bool):
         problems.append("'default' is not true or false")
 
@@ -57,8 +67,10 @@ def check_row(name):
         # The contract's environment: every start script listens on BAKEOFF_HOST.
         if "BAKEOFF_HOST" not in script:
             problems.append("start script does not honour BAKEOFF_HOST")
-    if not str(manifest.get("ready_path", "/version")).startswith("/"):
-        problems.append("'ready_path' does not start with /")
+    for key in ("ready_path", "metrics_path"):
+        value = manifest.get(key, "/")
+        if not isinstance(value, str) or (value and not value.startswith("/")):
+            problems.append(f"'{key}' is not a path")
 
     setup = manifest.get("setup")
     if setup is not None:
