@@ -44,6 +44,10 @@ SYSTEMS = (
     System("fastapi_orm", "FastAPI + SQLAlchemy 2 async ORM (asyncpg), uvicorn: 1 worker per core"),
     System("fastapi_aiopg", "FastAPI + aiopg (psycopg2), uvicorn: 1 worker per core"),
     System(
+        "fastapi_psycopg3",
+        "FastAPI + psycopg 3 async (psycopg_pool), uvicorn: 1 worker per core",
+    ),
+    System(
         "fastapi_aiopg_compat",
         "fastapi_aiopg_pypy's stack (FastAPI 0.128, aiopg, psycopg2cffi, uvicorn h11) "
         "on CPython: 1 worker per core",
@@ -54,9 +58,18 @@ SYSTEMS = (
         "Django REST framework, psycopg2, gunicorn gthread (WSGI): 1 worker per core x 4 threads",
     ),
     System(
+        "django_psycopg3",
+        "Django REST framework, psycopg 3 with Django's pool, gunicorn gthread (WSGI): "
+        "1 worker per core x 4 threads",
+    ),
+    System(
         "django_uvicorn",
         "Django REST framework, psycopg2, uvicorn (ASGI): 1 worker per core, "
         "each view in a thread (asgiref)",
+    ),
+    System(
+        "django_psycopg3_uvicorn",
+        "Django REST framework, psycopg 3 with Django's pool, uvicorn (ASGI): 1 worker per core",
     ),
     System("go_pgx", "Go net/http + pgx v4 (pgxpool, its statement cache): 1 process"),
     System("go_pq", "Go net/http + database/sql + lib/pq: 1 process"),
