@@ -4,8 +4,11 @@ Runs a load command (wrk, oha, ...) against a row listening on PORT and
 prints, for each process that holds the listening socket (a uvicorn or
 gunicorn supervisor and its workers; a Go binary alone): the CPU it used
 during the command (user + system, from /proc/PID/stat, children and threads
-included), its established client connections on PORT (from `ss -tnp`,
-sampled while the command runs) and its threads. The peers/README.md
+included), in cores; the time its threads waited for a CPU while runnable
+(/proc/PID/task/*/schedstat), in cores too: low CPU with little waiting is
+a process with nothing to do, low CPU with much waiting one starved by other
+work; its established client connections on PORT (from `ss -tnp`, sampled
+while the command runs) and its threads. The peers/README.md
 section "Stalled rows" has the figures this produced.
 
     python3 peers/tools/worker_split.py 18001 -- wrk -c16 -t2 -d5s http://127.0.0.1:18001/types
@@ -60,6 +63,24 @@ def cpu_seconds(pid):
     return sum(int(value) for value in fields[11:15]) / TICKS
 
 
+def run_queue_seconds(pid):
+    """Time its threads spent runnable but waiting for a CPU (the second
+    field of /proc/PID/task/*/schedstat, in ns): what tells a process starved
+    by other work from one with nothing to do."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as file:
+                total += int(file.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def threads(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/task"))
@@ -89,6 +110,7 @@ def main():
     if not pids:
         sys.exit(f"nothing listens on port {options.port}")
     before = {pid: cpu_seconds(pid) for pid in pids}
+    waited = {pid: run_queue_seconds(pid) for pid in pids}
     samples = {pid: [] for pid in pids}
     started = time.monotonic()
     load = subprocess.Popen(command)
@@ -102,17 +124,16 @@ def main():
     print(
         f"\n{len(pids)} processes on port {options.port}, {elapsed:.1f} s of `{' '.join(command)}`"
     )
-    print("pid      cores  connections (median, max)  threads  command")
+    print("pid      cores  waiting  connections (median, max)  threads  command")
     for pid in pids:
-        after = cpu_seconds(pid)
-        cores = (
-            (after - before[pid]) / elapsed if after is not None and before[pid] is not None else 0
-        )
+        after, queued = cpu_seconds(pid), run_queue_seconds(pid)
+        cores = (after - before[pid]) / elapsed if None not in (after, before[pid]) else 0
+        waiting = (queued - waited[pid]) / elapsed if None not in (queued, waited[pid]) else 0
         # Skip the first and last samples: the load tool is connecting or closing.
         steady = samples[pid][1:-1] or samples[pid] or [0]
         print(
-            f"{pid:<8} {cores:5.2f}  {statistics.median(steady):5.0f} {max(steady):5d}"
-            f"                {threads(pid):7d}  {command_line(pid)[:70]}"
+            f"{pid:<8} {cores:5.2f}  {waiting:7.2f}  {statistics.median(steady):5.0f}"
+            f" {max(steady):5d}                {threads(pid):7d}  {command_line(pid)[:70]}"
         )
     sys.exit(load.returncode)
 
