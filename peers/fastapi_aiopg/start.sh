@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# FastAPI + aiopg under uvicorn: one worker process per core, on
-# 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
+# FastAPI + aiopg (psycopg2) under uvicorn (uvloop, httptools): WORKERS worker
+# processes (default: one per core), each one event loop with an aiopg pool
+# of at most POOL_SIZE connections (default 10), on BAKEOFF_HOST:PORT
+# (default 127.0.0.1), over the database at $DATABASE_URL. Logs go to stderr.
 # Pooled (BAKEOFF_POOLER=pgbouncer): nothing changes (psycopg2: simple protocol, no prepared statements).
 set -euo pipefail
 
@@ -9,4 +11,5 @@ port=${1:?usage: start.sh PORT}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 exec "$here/../.venv/bin/uvicorn" app:app --app-dir "$here" \
-	--host 127.0.0.1 --port "$port" --workers "$(nproc)" --no-access-log
+	--host "${BAKEOFF_HOST:-127.0.0.1}" --port "$port" --workers "${WORKERS:-$(nproc)}" \
+	--no-access-log

@@ -7,9 +7,11 @@ interpreter alone. Against ../fastapi_aiopg/app.py it differs in two ways:
 psycopg2cffi standing in for psycopg2 (which does not load on PyPy).
 """
 
+import asyncio
 import os
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Optional
 
 import psycopg2cffi.compat
 
@@ -46,7 +48,7 @@ TYPES_SQL = "SELECT type_id, type_name FROM contact_types ORDER BY type_id"
 
 class ContactType(BaseModel):
     type_id: int
-    type_name: str | None
+    type_name: Optional[str]
 
 
 class Contact(BaseModel):
@@ -78,7 +80,12 @@ async def lifespan(app: FastAPI):
         maxsize=int(os.environ.get("POOL_SIZE", "10")),
         cursor_factory=RealDictCursor,
     )
+    # /experiments/fibonacci_process: one process pool per worker process,
+    # created after uvicorn forked the worker. Its size is the default, one
+    # process per core (os.cpu_count()), as a developer would leave it.
+    app.state.processes = ProcessPoolExecutor()
     yield
+    app.state.processes.shutdown(cancel_futures=True)
     app.state.pool.close()
     await app.state.pool.wait_closed()
 
@@ -87,14 +94,15 @@ app = FastAPI(lifespan=lifespan)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=2147483647)]
-Starts = Annotated[str | None, Query(min_length=1, max_length=100)]
+Starts = Annotated[Optional[str], Query(min_length=1, max_length=100)]
+N = Annotated[int, Path(ge=0, le=40)]
 
 
 def escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def page_query(limit: int, offset: int, starts: str | None) -> tuple[str, dict]:
+def page_query(limit: int, offset: int, starts: Optional[str]) -> tuple[str, dict]:
     params = {"limit": limit, "offset": offset}
     if starts is None:
         return PAGE_SQL, params
@@ -164,5 +172,24 @@ async def contact(
 
 
 @app.get("/fibonacci/{n}")
-async def fibonacci(n: Annotated[int, Path(ge=0, le=40)]) -> Fibonacci:
+async def fibonacci(n: N) -> Fibonacci:
     return Fibonacci(result=fib(n))
+
+
+# Experiments, not part of the contract (peers/README.md, "Computation off
+# the event loop"): /fibonacci/{n}'s answer, computed where it does not hold
+# the worker's event loop.
+
+
+@app.get("/experiments/fibonacci_thread/{n}")
+def fibonacci_thread(n: N) -> Fibonacci:
+    """A plain `def` endpoint: FastAPI runs it in Starlette's thread pool
+    (anyio's, 40 threads by default)."""
+    return Fibonacci(result=fib(n))
+
+
+@app.get("/experiments/fibonacci_process/{n}")
+async def fibonacci_process(request: Request, n: N) -> Fibonacci:
+    """fib(n) in the worker's process pool (lifespan above)."""
+    result = await asyncio.get_running_loop().run_in_executor(request.app.state.processes, fib, n)
+    return Fibonacci(result=result)

@@ -1,11 +1,13 @@
 """The contacts API on FastAPI + the SQLAlchemy 2 async ORM over asyncpg
 (see shared/API.md)."""
 
+import asyncio
 import os
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.engine import make_url
@@ -129,7 +131,12 @@ SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
+    # /experiments/fibonacci_process: one process pool per worker process,
+    # created after uvicorn forked the worker. Its size is the default, one
+    # process per core (os.cpu_count()), as a developer would leave it.
+    app.state.processes = ProcessPoolExecutor()
     yield
+    app.state.processes.shutdown(cancel_futures=True)
     await engine.dispose()
 
 
@@ -145,6 +152,7 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=2147483647)]
 Starts = Annotated[str | None, Query(min_length=1, max_length=100)]
+N = Annotated[int, Path(ge=0, le=40)]
 
 
 def contacts_query():
@@ -204,5 +212,24 @@ async def contact(
 
 
 @app.get("/fibonacci/{n}")
-async def fibonacci(n: Annotated[int, Path(ge=0, le=40)]) -> Fibonacci:
+async def fibonacci(n: N) -> Fibonacci:
     return Fibonacci(result=fib(n))
+
+
+# Experiments, not part of the contract (peers/README.md, "Computation off
+# the event loop"): /fibonacci/{n}'s answer, computed where it does not hold
+# the worker's event loop.
+
+
+@app.get("/experiments/fibonacci_thread/{n}")
+def fibonacci_thread(n: N) -> Fibonacci:
+    """A plain `def` endpoint: FastAPI runs it in Starlette's thread pool
+    (anyio's, 40 threads by default)."""
+    return Fibonacci(result=fib(n))
+
+
+@app.get("/experiments/fibonacci_process/{n}")
+async def fibonacci_process(request: Request, n: N) -> Fibonacci:
+    """fib(n) in the worker's process pool (lifespan above)."""
+    result = await asyncio.get_running_loop().run_in_executor(request.app.state.processes, fib, n)
+    return Fibonacci(result=result)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# FastAPI + SQLAlchemy ORM (asyncpg) under uvicorn: one worker process per core, on
-# 127.0.0.1:PORT, over the database at $DATABASE_URL. Logs go to stderr.
+# FastAPI + SQLAlchemy ORM (asyncpg) under uvicorn (uvloop, httptools):
+# WORKERS worker processes (default: one per core), each one event loop with
+# an engine whose pool_size is POOL_SIZE (default 5, plus SQLAlchemy's 10 of
+# overflow), on BAKEOFF_HOST:PORT (default 127.0.0.1), over the database at
+# $DATABASE_URL. Logs go to stderr.
 # Pooled (BAKEOFF_POOLER=pgbouncer): SQLAlchemy's and asyncpg's statement caches off (app.py).
 set -euo pipefail
 
@@ -9,4 +12,5 @@ port=${1:?usage: start.sh PORT}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 exec "$here/../.venv/bin/uvicorn" app:app --app-dir "$here" \
-	--host 127.0.0.1 --port "$port" --workers "$(nproc)" --no-access-log
+	--host "${BAKEOFF_HOST:-127.0.0.1}" --port "$port" --workers "${WORKERS:-$(nproc)}" \
+	--no-access-log
