@@ -162,6 +162,35 @@ def cmd_agree(options, _argv):
     return 0
 
 
+def cmd_systems(_options, _argv):
+    """Every folder of peers/ with a manifest: its name, order and stack, or
+    what is wrong with it."""
+    from harness import systems
+
+    bad = 0
+    orders = {}
+    for name in sorted(os.listdir(systems.PEERS)):
+        folder = os.path.join(systems.PEERS, name)
+        if not os.path.isfile(os.path.join(folder, systems.MANIFEST)):
+            continue
+        try:
+            system = systems.read_manifest(folder)
+        except ValueError as error:
+            bad += 1
+            print(f"{name:24} FAIL  {error}")
+            continue
+        default = "" if system.default else " (not by default)"
+        print(f"{name:24} ok    order {system.order:3}  {system.stack}{default}")
+        orders.setdefault(system.order, []).append(name)
+    for order, names in orders.items():
+        if len(names) > 1:
+            bad += 1
+            print(
+                f"order {order} is shared by {', '.join(names)}: a round's order would be by name"
+            )
+    return 1 if bad else 0
+
+
 def cmd_chart(options, _argv):
     from harness import archive, drawing
 
@@ -206,6 +235,8 @@ def parser(prog=None):
     )
     one.add_argument("files", nargs="+", metavar="FILE")
     one.set_defaults(func=cmd_agree)
+    one = sub.add_parser("systems", help="the study's systems (peers/*/system.toml), each checked")
+    one.set_defaults(func=cmd_systems)
     one = sub.add_parser("chart", help="draw the charts of a results file (needs matplotlib)")
     one.add_argument("file")
     one.set_defaults(func=cmd_chart)

@@ -5,6 +5,7 @@ This module reads the manifests, chooses (--systems) and orders them, runs
 their set-up commands, and starts one instance of one system."""
 
 import os
+import re
 import subprocess
 import time
 import tomllib
@@ -15,8 +16,20 @@ from harness.tools import ROOT, Fatal, free_port, log
 
 PEERS = os.path.join(ROOT, "peers")
 MANIFEST = "system.toml"
-REQUIRED = ("stack", "server_model", "connections", "pooled", "order")
-KNOWN = {*REQUIRED, "default", "start", "ready_path", "metrics_path", "setup", "knobs", "routes"}
+KNOWN = {
+    "stack",
+    "server_model",
+    "connections",
+    "pooled",
+    "order",
+    "default",
+    "start",
+    "ready_path",
+    "metrics_path",
+    "setup",
+    "knobs",
+    "routes",
+}
 
 
 @dataclass(frozen=True)
@@ -57,33 +70,70 @@ class System:
         return os.path.join(PEERS, self.name)
 
 
+KNOWN_KNOBS = ("workers", "pool", "threads")
+VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def problems(data, folder):
+    """What is wrong with a manifest (the parsed system.toml of `folder`) and
+    the start script it names, as sentences; [] when nothing is."""
+    out = [f"unknown key '{key}'" for key in sorted(set(data) - KNOWN)]
+    for key in ("stack", "server_model", "connections", "pooled"):
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip() or "\n" in value:
+            out.append(f"'{key}' missing, or not one line of text")
+    order = data.get("order")
+    if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+        out.append("'order' missing, or not an integer >= 0 (the reference is 0)")
+    if not isinstance(data.get("default", True), bool):
+        out.append("'default' is not true or false")
+    for key in ("ready_path", "metrics_path"):
+        value = data.get(key, "/")
+        if not isinstance(value, str) or (value and not value.startswith("/")):
+            out.append(f"'{key}' is not a path")
+    start = os.path.join(folder, data.get("start", "start.sh"))
+    script = ""
+    if not os.access(start, os.X_OK):
+        out.append(f"its start script {os.path.basename(start)} is missing or not executable")
+    else:
+        with open(start, encoding="utf-8", errors="replace") as file:
+            script = file.read()
+        if "BAKEOFF_HOST" not in script:
+            out.append("its start script does not listen on $BAKEOFF_HOST")
+    setup = data.get("setup")
+    if setup is not None:
+        if not (isinstance(setup, list) and setup and all(isinstance(a, str) for a in setup)):
+            out.append("'setup' is not a command (a non-empty list of words)")
+        elif not os.access(os.path.normpath(os.path.join(folder, setup[0])), os.X_OK):
+            out.append(f"its set-up command {setup[0]} is missing or not executable")
+    for knob, variable in (data.get("knobs") or {}).items():
+        if knob not in KNOWN_KNOBS:
+            out.append(f"unknown knob '{knob}' (known: {', '.join(KNOWN_KNOBS)})")
+        if not isinstance(variable, str) or not VARIABLE.match(variable):
+            out.append(f"knob '{knob}' is not an environment variable's name")
+        elif script and variable not in script:
+            out.append(f"knob {knob} = {variable}: its start script never names {variable}")
+    for route, prefix in (data.get("routes") or {}).items():
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            out.append(f"route '{route}' is not a path")
+        elif route.startswith("fibonacci_") and not prefix.endswith("/"):
+            out.append(f"route '{route}' must end in / (the harness appends n)")
+    return out
+
+
 def read_manifest(folder):
-    """The System of one folder; ValueError naming the file and the problem."""
+    """The System of one folder; ValueError naming the file and its problems."""
     path = os.path.join(folder, MANIFEST)
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"{path}: {error}") from error
-    missing = [key for key in REQUIRED if key not in data]
-    unknown = sorted(set(data) - KNOWN)
-    if missing or unknown:
-        raise ValueError(
-            f"{path}: "
-            + "; ".join(
-                part
-                for part in (
-                    f"missing {', '.join(missing)}" if missing else "",
-                    f"unknown {', '.join(unknown)}" if unknown else "",
-                )
-                if part
-            )
-        )
+    found = problems(data, folder)
+    if found:
+        raise ValueError(f"{path}: " + "; ".join(found))
     data["setup"] = tuple(data.get("setup", ()))
-    system = System(name=os.path.basename(folder.rstrip("/")), **data)
-    if not os.access(os.path.join(folder, system.start), os.X_OK):
-        raise ValueError(f"{path}: its start script {system.start} is not an executable file")
-    return system
+    return System(name=os.path.basename(folder.rstrip("/")), **data)
 
 
 def discover(peers=PEERS):

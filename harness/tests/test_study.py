@@ -80,7 +80,7 @@ class SystemsAreData(unittest.TestCase):
                 )
             start = os.path.join(folder, "start.sh")
             with open(start, "w", encoding="utf-8") as file:
-                file.write("#!/bin/sh\n")
+                file.write('#!/bin/sh\nexec litestar --host "$BAKEOFF_HOST" --workers "$WORKERS"\n')
             os.chmod(start, 0o755)
             found = systems.discover(peers)
             self.assertEqual([system.name for system in found], ["litestar"])
@@ -88,6 +88,12 @@ class SystemsAreData(unittest.TestCase):
             self.assertEqual((found[0].ready_path, found[0].default), ("/version", True))
             os.chmod(start, 0o644)
             with self.assertRaises(ValueError):
+                systems.discover(peers)
+            # A start script that ignores the address it is given is refused too.
+            with open(start, "w", encoding="utf-8") as file:
+                file.write('#!/bin/sh\nexec litestar --host 127.0.0.1 --workers "$WORKERS"\n')
+            os.chmod(start, 0o755)
+            with self.assertRaisesRegex(ValueError, "BAKEOFF_HOST"):
                 systems.discover(peers)
 
     def test_a_manifest_missing_a_field_or_with_an_unknown_one_is_refused(self):
