@@ -42,6 +42,7 @@ WORKLOADS = {
     "contact_random": ("/contacts/", ["-s", os.path.join(ROOT, "scripts/wrk/random_contact.lua")]),
     "types": ("/types", []),
     "version": ("/version", []),
+    "fetch100": ("/contacts/fetch?limit=100", []),
 }
 
 
@@ -302,6 +303,10 @@ def wait_ready(port, deadline=20):
     raise SystemExit("the server did not get ready")
 
 
+# The last oha window's latency percentiles, in milliseconds.
+LATENCY = {}
+
+
 def oha(port, workload, duration, connections, rate, contacts):
     """A fixed offered rate (oha): CPU per request compared at the same rate
     does not feed back through throughput."""
@@ -324,8 +329,10 @@ def oha(port, workload, duration, connections, rate, contacts):
         argv += ["--rand-regex-url", url + "[1-9][0-9]{3}"]
     else:
         argv.append(url)
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["summary"]["requestsPerSec"]
+    out = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    percentiles = out.get("latencyPercentiles", {})
+    LATENCY.update(p50_ms=percentiles.get("p50", 0) * 1e3, p99_ms=percentiles.get("p99", 0) * 1e3)
+    return out["summary"]["requestsPerSec"]
 
 
 def wrk(port, workload, duration, connections, threads, contacts, rate=None):
@@ -355,8 +362,10 @@ def one_run(variant, binary, server_args, db, options):
     )
     server_args = [word for word in server_args if not re.fullmatch(r"[A-Z_]+=\S*", word)]
     env = {**os.environ, **settings, "DATABASE_URL": db.url, "BIND": f"127.0.0.1:{port}"}
+    # SCHED=batch runs the server under SCHED_BATCH (chrt -b 0).
+    prefix = ["chrt", "-b", "0"] if settings.pop("SCHED", "") == "batch" else []
     server = subprocess.Popen(
-        [binary, "serve", *server_args],
+        [*prefix, binary, "serve", *server_args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -449,6 +458,7 @@ def one_run(variant, binary, server_args, db, options):
         "pg_wakeups_per_req": (pg_switches2[0] - pg_switches[0]) / max(requests, 1),
         "pg_preemptions_per_req": (pg_switches2[1] - pg_switches[1]) / max(requests, 1),
         **placement.summary(),
+        **(LATENCY if options.rate else {}),
         "queries_per_write": queries / max(writes, 1),
         "queries_per_read": queries / max(total("bakeoff_runtime_db_reads_total"), 1),
         "polls_per_query": total("bakeoff_runtime_db_driver_polls_total") / max(queries, 1),
@@ -488,10 +498,12 @@ def main():
     # first binary.
     variants = [(os.path.basename(path), path, []) for path in binaries]
     if options.variant:
-        variants = [
-            (name, binaries[0], args.split())
-            for name, _, args in (spec.partition("=") for spec in options.variant)
-        ]
+        # NAME=ARGS, where an @PATH word picks another binary than the first.
+        variants = []
+        for name, _, args in (spec.partition("=") for spec in options.variant):
+            words = args.split()
+            binary = next((word[1:] for word in words if word.startswith("@")), binaries[0])
+            variants.append((name, binary, [word for word in words if not word.startswith("@")]))
     db = Database(binaries[0], options.contacts)
     try:
         with open(options.out, "a", encoding="utf-8") as out:
