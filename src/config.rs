@@ -344,6 +344,7 @@ fn percent_decoded(word: &str) -> String {
 /// libpq's key=value syntax, pair by pair: `key = value`, the value bare or
 /// in single quotes, a backslash escaping the next character.
 struct KeywordPairs<'a> {
+    /// The whole connection string.
     text: &'a str,
     /// Byte offset of the next pair.
     at: usize,

@@ -168,6 +168,7 @@ impl SharedSlots {
 /// fewer than `depth` requests in flight is taken at once; otherwise the
 /// least loaded one (the first of equals).
 struct Choice<T> {
+    /// The least loaded connection offered so far, with its load.
     least: Option<(usize, T)>,
 }
 
