@@ -14,8 +14,9 @@ use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
-use crate::config::{self, RuntimeShape, ServeConfig};
-use crate::db::{Database, Health, PoolMode, PoolOptions};
+use crate::activity;
+use crate::config::{self, RuntimeShape, Scheduling, ServeConfig};
+use crate::db::{Connector, Database, Health, PoolMode, PoolOptions};
 use crate::handlers::{FibPool, State};
 use crate::log;
 use crate::metrics;
@@ -33,7 +34,7 @@ pub enum Shutdown {
 /// A server whose listeners are bound, ready to [`run`](Server::run).
 pub struct Server {
     config: ServeConfig,
-    postgres: tokio_postgres::Config,
+    postgres: Connector,
     /// One listener, or one per worker (SO_REUSEPORT) in the per-core shape.
     listeners: Vec<TcpListener>,
     address: SocketAddr,
@@ -101,7 +102,7 @@ impl Server {
     /// run at its worker's first await), so its errors come after the line.
     pub fn run(self, shutdown: Shutdown) -> Result<(), String> {
         let config = &self.config;
-        let control = runtime(RuntimeShape::PerCore, 1, None)?;
+        let control = runtime(RuntimeShape::PerCore, 1, None, Scheduling::Normal)?;
         let shutdown = match shutdown {
             Shutdown::Signals => {
                 let _entered = control.enter();
@@ -137,7 +138,13 @@ impl Server {
             .enumerate()
             .map(|(index, listener)| {
                 let worker = Worker {
-                    runtime: runtime(config.runtime, workers, self.on_thread_start)?,
+                    runtime: runtime(
+                        config.runtime,
+                        workers,
+                        self.on_thread_start,
+                        config.scheduling,
+                    )?,
+                    index,
                     listener,
                     postgres: self.postgres.clone(),
                     pool: pool.clone(),
@@ -148,12 +155,18 @@ impl Server {
                     started: Arc::clone(&started),
                 };
                 let on_thread_start = self.on_thread_start;
+                let scheduling = config.scheduling;
                 thread::Builder::new()
                     .name(format!("bakeoff-{index}"))
                     .spawn(move || {
                         if let Some(hook) = on_thread_start {
                             hook();
                         }
+                        // Per core, this thread is the runtime; in the
+                        // `multi` shape its workers label themselves, and
+                        // set their own scheduling policy.
+                        metrics::enter_runtime(worker.index);
+                        set_scheduling(scheduling);
                         worker.serve()
                     })
                     .map_err(|error| format!("cannot start a worker thread: {error}"))
@@ -163,6 +176,21 @@ impl Server {
         describe(config, &self.postgres, self.address, &pool, units as u32);
         started.wait();
         control.block_on(shutdown);
+        // Readiness, then stop (Kubernetes' preStop, a balancer's health
+        // check): told to stop, the server fails `/readyz` and keeps
+        // serving for the delay, so that the balancer stops sending it
+        // requests before it refuses them. Without a delay, nothing of this
+        // happens: it stops accepting at once, as it always did.
+        let delay = Duration::from_millis(config.shutdown_delay_ms);
+        if !delay.is_zero() {
+            activity::start_draining();
+            eprintln!(
+                "bakeoff: draining: /readyz answers 503, still serving for {} ms",
+                delay.as_millis()
+            );
+            // The timer is made inside the runtime, which it needs.
+            control.block_on(async move { tokio::time::sleep(delay).await });
+        }
         eprintln!("bakeoff: shutting down, draining open connections");
         let _ = stop.send(true);
         for thread in threads {
@@ -178,8 +206,10 @@ impl Server {
 /// process in the `multi` shape, one core's share in `per-core`).
 struct Worker {
     runtime: Runtime,
+    /// The runtime's number, its label in `/metrics` (0 in the `multi` shape).
+    index: usize,
     listener: TcpListener,
-    postgres: tokio_postgres::Config,
+    postgres: Connector,
     pool: PoolOptions,
     /// The process's view of the database's reachability, shared.
     health: Arc<Health>,
@@ -193,6 +223,7 @@ impl Worker {
     fn serve(self) -> Result<(), String> {
         let Worker {
             runtime,
+            index: _,
             listener,
             postgres,
             pool,
@@ -225,18 +256,37 @@ impl Worker {
 
 /// A runtime of the given shape: work-stealing over `workers` threads, or
 /// one thread (per-core, and the control runtime that waits for signals).
-fn runtime(shape: RuntimeShape, workers: usize, hook: Option<fn()>) -> Result<Runtime, String> {
+/// `scheduling` applies to the `multi` shape's workers (a per-core runtime
+/// runs on the thread that made it, which sets its own).
+fn runtime(
+    shape: RuntimeShape,
+    workers: usize,
+    hook: Option<fn()>,
+    scheduling: Scheduling,
+) -> Result<Runtime, String> {
     let mut builder = match shape {
         RuntimeShape::Multi => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.worker_threads(workers);
+            // Every thread of the one runtime counts as runtime 0 in
+            // `/metrics` (each in its own shard still).
+            builder.on_thread_start(move || {
+                if let Some(hook) = hook {
+                    hook();
+                }
+                metrics::enter_runtime(0);
+                set_scheduling(scheduling);
+            });
             builder
         }
-        RuntimeShape::PerCore => tokio::runtime::Builder::new_current_thread(),
+        RuntimeShape::PerCore => {
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            if let Some(hook) = hook {
+                builder.on_thread_start(hook);
+            }
+            builder
+        }
     };
-    if let Some(hook) = hook {
-        builder.on_thread_start(hook);
-    }
     builder
         .enable_all()
         .build()
@@ -264,7 +314,7 @@ fn signals() -> Result<Pin<Box<dyn Future<Output = ()> + Send>>, String> {
 /// database's host, never its password).
 fn describe(
     config: &ServeConfig,
-    postgres: &tokio_postgres::Config,
+    postgres: &Connector,
     address: SocketAddr,
     pool: &PoolOptions,
     units: u32,
@@ -288,6 +338,42 @@ fn describe(
         config.worker_threads(),
         pool.size * units,
     );
+}
+
+/// Puts the calling thread under `scheduling`.
+///
+/// Why `SCHED_BATCH` by default: on a machine the server shares with
+/// PostgreSQL (and, in the benchmarks, the load generator), a serving
+/// thread woken by every PostgreSQL answer or client request preempted the
+/// thread running on its CPU at once: a PostgreSQL backend in the middle of
+/// a pipelined batch, which then went on after the server had taken one
+/// answer. Every stage then moved one request per wake-up, and a run could
+/// settle in that state for its whole length: the unstable cost per request
+/// of issue #22 (docs/PERFORMANCE.md: server CPU 18–44 µs per
+/// `contact_random` request from run to run, PostgreSQL preempted up to 1.2
+/// times per request). A `SCHED_BATCH` thread that wakes does not preempt
+/// the running one (Linux's fair scheduler leaves wake-up preemption to
+/// `SCHED_NORMAL` threads): the backend finishes its batch, and the server
+/// takes it whole at its next turn, by the next tick at the latest. Any
+/// thread may lower itself to it without privileges; a refusal (a sandbox
+/// that forbids the call) is logged and changes nothing else.
+fn set_scheduling(scheduling: Scheduling) {
+    if scheduling == Scheduling::Normal {
+        return;
+    }
+    let parameters = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on the calling thread (pid 0) only reads
+    // the parameters given.
+    let status = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &parameters) };
+    if status != 0 {
+        static LAST_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if log::once_a_second(&LAST_LOGGED) {
+            eprintln!(
+                "bakeoff: cannot set SCHED_BATCH ({}); serving with the normal policy",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Thousands of keep-alive connections need thousands of descriptors: lift

@@ -32,8 +32,10 @@ mod slow_clients;
 // Resource limits: file descriptors, backlog, a /fibonacci flood.
 mod resource_limits;
 // Graceful shutdown: requests in flight finish, idle connections close at once,
-// the drain timeout.
+// the drain timeout, the shutdown delay.
 mod shutdown;
+// Failover: a primary and its standby in DATABASE_URL, the standby promoted.
+mod failover;
 // Security: SQL injection, the read-only role, no leaks, a database that stops answering.
 mod security;
 
