@@ -53,3 +53,36 @@ def delta(before, after):
             change = value - then.get(series, 0.0) if name.endswith("_total") else value
             out[series] = out.get(series, 0.0) + change
     return out
+
+
+def family(change, name):
+    """{runtime label: value} of one family in a window's changes."""
+    out = {}
+    for series, value in change.items():
+        if series.split("{", 1)[0] == name:
+            label = series.partition('runtime="')[2].partition('"')[0]
+            out[label] = out.get(label, 0.0) + value
+    return out
+
+
+def per_request(change, requests):
+    """The figures that tell a good window from a bad one (issue #22):
+    statements per socket write to PostgreSQL, driver wake-ups and reads per
+    request, and how the requests and connections split over the runtimes.
+    None without counters."""
+    if not change or not requests:
+        return None
+
+    def total(name):
+        return sum(family(change, name).values())
+
+    writes = total("bakeoff_runtime_db_writes_total")
+    served = family(change, "bakeoff_runtime_requests_total")
+    accepted = family(change, "bakeoff_runtime_connections_accepted_total")
+    return {
+        "queries_per_write": total("bakeoff_runtime_db_queries_total") / writes if writes else None,
+        "driver_polls_per_request": total("bakeoff_runtime_db_driver_polls_total") / requests,
+        "db_reads_per_request": total("bakeoff_runtime_db_reads_total") / requests,
+        "requests_by_runtime": [served[key] for key in sorted(served)],
+        "connections_by_runtime": [accepted[key] for key in sorted(accepted)],
+    }

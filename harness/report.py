@@ -200,6 +200,40 @@ def fixed_rate_table(doc):
     return _table(head, align, rows) if rows else None
 
 
+def counters_table(doc):
+    """The server's own counters per window (issue #22), one row per
+    workload: each run's statements per write to PostgreSQL, driver
+    wake-ups per request, and the requests and connections per runtime."""
+    rows = []
+    for workload in doc["workloads"]:
+        each = [one for one in (workload.get("per_run") or {}).get("counters") or [] if one]
+        if not each:
+            continue
+
+        def runs(key, fmt, each=each):
+            return " / ".join(fmt(one[key]) if one[key] is not None else "-" for one in each)
+
+        rows.append(
+            [
+                where(workload),
+                runs("queries_per_write", lambda value: f"{value:.2f}"),
+                runs("driver_polls_per_request", lambda value: f"{value:.2f}"),
+                runs("requests_by_runtime", lambda split: "/".join(f"{v:.0f}" for v in split)),
+                runs("connections_by_runtime", lambda split: "/".join(f"{v:.0f}" for v in split)),
+            ]
+        )
+    if not rows:
+        return None
+    head = [
+        "workload",
+        "statements per write to PostgreSQL",
+        "driver wake-ups per request",
+        "requests per runtime",
+        "connections per runtime",
+    ]
+    return _table(head, ["---"] + ["---:"] * 4, rows)
+
+
 def notes(doc, out_path):
     lines = []
     for workload in doc["workloads"]:
@@ -284,6 +318,9 @@ def markdown(doc, out_path):
             "At fixed offered rates (oha, open model, latency from the intended send "
             "time; pgbench --rate on the same SQL for the database alone):\n\n" + fixed
         )
+    counted = counters_table(doc)
+    if counted:
+        parts.append("The server's own counters at saturation, each run (/metrics):\n\n" + counted)
     parts.append(notes(doc, out_path))
     return "\n\n".join(parts)
 

@@ -12,7 +12,7 @@ import dataclasses
 import statistics
 from dataclasses import dataclass, field
 
-from harness import stats
+from harness import counters, stats
 
 # Bumped whenever a field of the results file changes meaning. 1: the bash
 # harness's (scripts/run.sh before this package); 2: this package's (CPU, spreads, fixed rates,
@@ -175,9 +175,10 @@ def figures(records):
 
 def per_run(records):
     """Each run's requests/s and CPU µs per request, in run order: what a
-    per-round ratio between two systems is computed from."""
+    per-round ratio between two systems is computed from; and, for a server
+    with counters of its own, what they say per request (counters.py)."""
     ordered = sorted(records, key=lambda record: record.run)
-    return {
+    out = {
         "run": [record.run for record in ordered],
         "rps": [record.rps for record in ordered],
         "cpu_us_per_request": {
@@ -185,6 +186,11 @@ def per_run(records):
             for part in CPU_PARTS
         },
     }
+    if any(record.counters for record in ordered):
+        out["counters"] = [
+            counters.per_request(record.counters, record.requests) for record in ordered
+        ]
+    return out
 
 
 def fixed_rate_rows(records, system):

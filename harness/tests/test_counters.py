@@ -41,3 +41,25 @@ class CountersTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PerRequestTests(unittest.TestCase):
+    def test_the_figures_of_a_window(self):
+        change = {
+            'bakeoff_runtime_db_queries_total{runtime="0"}': 600.0,
+            'bakeoff_runtime_db_queries_total{runtime="1"}': 400.0,
+            'bakeoff_runtime_db_writes_total{runtime="0"}': 150.0,
+            'bakeoff_runtime_db_writes_total{runtime="1"}': 100.0,
+            'bakeoff_runtime_db_driver_polls_total{runtime="0"}': 300.0,
+            'bakeoff_runtime_requests_total{runtime="0"}': 600.0,
+            'bakeoff_runtime_requests_total{runtime="1"}': 400.0,
+            'bakeoff_runtime_connections_accepted_total{runtime="1"}': 20.0,
+            'bakeoff_runtime_connections_accepted_total{runtime="0"}': 44.0,
+        }
+        figures = counters.per_request(change, 1000)
+        self.assertEqual(figures["queries_per_write"], 1000 / 250)
+        self.assertEqual(figures["driver_polls_per_request"], 0.3)
+        self.assertEqual(figures["db_reads_per_request"], 0.0)
+        self.assertEqual(figures["requests_by_runtime"], [600.0, 400.0])
+        self.assertEqual(figures["connections_by_runtime"], [44.0, 20.0])
+        self.assertIsNone(counters.per_request({}, 1000))
