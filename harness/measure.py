@@ -270,8 +270,9 @@ class Bench:
         measurement.pgoptions = workload.pgoptions
         return measurement
 
-    def fixed_rates(self, target, workload, run, rates, urls_file=None):
-        """oha at each (label, rate) against the target: FixedRate records."""
+    def fixed_rates(self, target, workload, run, rates, urls_file=None, system="server"):
+        """oha at each (label, rate) against the target: FixedRate records
+        (`system` "server", or "nginx" for the ceiling of /version)."""
         settings = self.settings
         seconds = settings.fixed_rate_duration
         records = []
@@ -299,19 +300,19 @@ class Bench:
 
             figures, used, kept = self.window(f"{workload.name} at {rate}/s", run_oha)
             target.alive_after(f"{workload.name} at {rate}/s")
-            records.append(
-                oha_record(
-                    workload.name,
-                    run,
-                    label,
-                    rate,
-                    figures,
-                    used,
-                    kept,
-                    figures["requests"],
-                    target.component,
-                )
+            record = oha_record(
+                workload.name,
+                run,
+                label,
+                rate,
+                figures,
+                used,
+                kept,
+                figures["requests"],
+                target.component,
             )
+            record.system = system
+            records.append(record)
         return records
 
     def database_rates(self, workload, run, rates):

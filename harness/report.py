@@ -165,17 +165,26 @@ def fixed_rate_table(doc):
         *(PART_NAMES[part] for part in extra),
         "load gen",
         "total",
-        "pgbench p50",
-        "pgbench p99",
-        "pgbench DB µs/req",
+        "ceiling p50",
+        "ceiling p99",
+        "ceiling µs/req",
+        "server ÷ ceiling µs/req",
     ]
     align = ["---", "---"] + ["---:"] * (len(head) - 2)
     rows = []
     for workload in doc["workloads"]:
-        database = {row["label"]: row for row in workload.get("database_fixed_rate", [])}
+        # The same rates against the ceiling: pgbench --rate on the same SQL
+        # (its cost is PostgreSQL's), or nginx for /version (its own cost).
+        ceiling = {
+            row["label"]: (row, "database") for row in workload.get("database_fixed_rate", [])
+        }
+        ceiling.update(
+            {row["label"]: (row, "server") for row in workload.get("nginx_fixed_rate") or []}
+        )
         for row in workload.get("fixed_rate", []):
             cpu = row["cpu_us_per_request"]
-            db = database.get(row["label"], {})
+            db, part = ceiling.get(row["label"], ({}, None))
+            ceiling_us = (db.get("cpu_us_per_request") or {}).get(part) if part else None
             rows.append(
                 [
                     where(workload),
@@ -194,10 +203,32 @@ def fixed_rate_table(doc):
                     fmt_cpu(cpu["total"]),
                     fmt_ms(db.get("p50_ms")),
                     fmt_ms(db.get("p99_ms")),
-                    fmt_cpu((db.get("cpu_us_per_request") or {}).get("database")),
+                    fmt_cpu(ceiling_us),
+                    f"{cpu['server'] / ceiling_us:.2f}"
+                    if part == "server" and ceiling_us and cpu["server"] is not None
+                    else "-",
                 ]
             )
     return _table(head, align, rows) if rows else None
+
+
+def types_per_version(doc):
+    """`types` ÷ `version` requests/s, each run and the median (the share of
+    the HTTP layer's capacity a database round trip leaves; issue #22)."""
+    by_name = {w["name"]: w for w in doc["workloads"] if not w.get("placement")}
+    types, version = by_name.get("types"), by_name.get("version")
+    if not types or not version or not types.get("median") or not version.get("median"):
+        return None
+    runs = [
+        a / b
+        for a, b in zip(
+            (types.get("per_run") or {}).get("rps", []),
+            (version.get("per_run") or {}).get("rps", []),
+        )
+        if b
+    ]
+    each = f" (each run: {' / '.join(f'{r:.2f}' for r in runs)})" if len(runs) > 1 else ""
+    return f"types ÷ version: {types['median'] / version['median']:.2f} of the medians{each}"
 
 
 def counters_table(doc):
@@ -286,6 +317,9 @@ def notes(doc, out_path):
         )
     if topology.get("no_hosts"):
         lines.append(f"**no hosts ({topology['no_hosts']}): measured on loopback only**")
+    ratio = types_per_version(doc)
+    if ratio:
+        lines.append(ratio)
     cpu = doc.get("cpu", {})
     if cpu.get("method"):
         lines.append(f"CPU per request: {cpu['method']}, {cpu.get('note')}")
@@ -316,7 +350,8 @@ def markdown(doc, out_path):
     if fixed:
         parts.append(
             "At fixed offered rates (oha, open model, latency from the intended send "
-            "time; pgbench --rate on the same SQL for the database alone):\n\n" + fixed
+            "time; the ceiling at the same rates: pgbench --rate on the same SQL, nginx for "
+            "/version):\n\n" + fixed
         )
     counted = counters_table(doc)
     if counted:

@@ -381,6 +381,8 @@ def workload_entry(info, measurements, fixed):
         )
     entry["fixed_rate"] = fixed_rate_rows(fixed, "server")
     entry["database_fixed_rate"] = fixed_rate_rows(fixed, "pgbench")
+    # /version's ceiling at the same rates (nginx), where it was measured.
+    entry["nginx_fixed_rate"] = fixed_rate_rows(fixed, "nginx")
     entry["noise"] = noise_summary([*measurements, *fixed])
     entry["summary"] = summarize_legacy(server, ceiling)
     return entry

@@ -86,9 +86,10 @@ class Run:
         return workload.ceiling == "nginx" or self.db_mode != "none"
 
     def rated(self, workload):
-        """A database workload measured at fixed rates in this run."""
+        """A workload measured at fixed rates in this run (the database
+        workloads and /version: workloads.py's `rated`)."""
         settings = self.settings
-        return workload.uses_database and settings.fixed_rate and bool(settings.rate_labels())
+        return workload.rated and settings.fixed_rate and bool(settings.rate_labels())
 
     def planned_seconds(self):
         settings = self.settings
@@ -233,8 +234,18 @@ class Run:
                             fixed.append(record)
                 if not self.has_ceiling(workload):
                     continue
+                first = next(
+                    m
+                    for m in measurements
+                    if m.run == run and m.workload == workload.name and m.role == "server"
+                )
                 if workload.ceiling == "nginx":
                     measurements.append(bench.saturation(nginx, workload, run, role="ceiling"))
+                    if self.rated(workload):
+                        # nginx at the server's rates: the low-load cost of
+                        # a request with no application at all beside it.
+                        rates = settings.rates_for(first.rps)
+                        fixed += bench.fixed_rates(nginx, workload, run, rates, system="nginx")
                     continue
                 for record in (
                     bench.pgbench_ceiling(workload, run),
@@ -245,11 +256,6 @@ class Run:
                     if record:
                         measurements.append(record)
                 if self.rated(workload):
-                    first = next(
-                        m
-                        for m in measurements
-                        if m.run == run and m.workload == workload.name and m.role == "server"
-                    )
                     fixed += bench.database_rates(workload, run, settings.rates_for(first.rps))
         return measurements, fixed, pool
 

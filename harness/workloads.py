@@ -35,6 +35,9 @@ class Workload:
     # wrk's Lua script in scripts/wrk/ and its arguments after `--`.
     wrk_script: str = "report.lua"
     wrk_args: tuple = field(default=())
+    # run.sh measures it at fixed offered rates too (oha; and its ceiling at
+    # the same rates: pgbench --rate, or nginx for /version).
+    rated: bool = False
 
     @property
     def uses_database(self):
@@ -43,10 +46,12 @@ class Workload:
 
 # In the order they run.
 WORKLOADS = (
-    Workload("version", "/version", "nginx"),
-    Workload("types", "/types", "pgbench", "types.sql"),
-    Workload("fetch100", "/contacts/fetch?limit=100", "pgbench", "page.sql", ("100", "0")),
-    Workload("for100", "/contacts/for?limit=100", "pgbench", "page.sql", ("100", "0")),
+    Workload("version", "/version", "nginx", rated=True),
+    Workload("types", "/types", "pgbench", "types.sql", rated=True),
+    Workload(
+        "fetch100", "/contacts/fetch?limit=100", "pgbench", "page.sql", ("100", "0"), rated=True
+    ),
+    Workload("for100", "/contacts/for?limit=100", "pgbench", "page.sql", ("100", "0"), rated=True),
     Workload(
         "fetch_starts",
         "/contacts/fetch?limit=10&starts=m",
@@ -54,6 +59,7 @@ WORKLOADS = (
         "page_starts.sql",
         ("10", "0", "m"),
         pgoptions="-c plan_cache_mode=force_custom_plan",
+        rated=True,
     ),
     Workload(
         "contact_random",
@@ -63,6 +69,7 @@ WORKLOADS = (
         ("random",),
         wrk_script="random_contact.lua",
         wrk_args=("CONTACTS",),
+        rated=True,
     ),
     Workload("fib25", "/fibonacci/25", "none"),
     Workload(
