@@ -80,17 +80,14 @@ def veth_name(owner, index, prefix=PREFIX):
 
 
 def owner_of(name, prefix=PREFIX):
-    """The owner pid of one of our namespaces or bridges, None for any other
-    name (someone else's, which is never touched)."""
-    match = re.fullmatch(rf"{re.escape(prefix)}(?:br)?(\d+)(?:-[a-z][a-z0-9]*)?", name)
-    if not match:
-        return None
-    # A bridge has no host part, a namespace always has one.
-    is_bridge = name.startswith(f"{prefix}br")
-    has_host = "-" in name
-    if is_bridge == has_host:
-        return None
-    return int(match.group(1))
+    """The owner pid of one of our namespaces, bridges or veths, None for any
+    other name (someone else's, which is never touched)."""
+    p = re.escape(prefix)
+    for pattern in (rf"{p}(\d+)-[a-z][a-z0-9]*", rf"{p}br(\d+)", rf"{p}(\d+)v\d+"):
+        match = re.fullmatch(pattern, name)
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def choose_subnet(owner, used, pool=POOL):
@@ -142,10 +139,11 @@ class Host:
     """One host: a namespace with loopback up and one address on the run's
     bridge. `netns` is None for the loopback layout (no namespace)."""
 
-    def __init__(self, name, netns, address, ip_path="ip"):
+    def __init__(self, name, netns, address, ip_path="ip", veth=None):
         self.name = name
         self.netns = netns
         self.address = address
+        self.veth = veth
         self._ip = ip_path
 
     def wrap(self, argv):
@@ -160,7 +158,7 @@ class Host:
         return f"http://{self.address}:{port}{path}"
 
     def record(self):
-        return {"name": self.name, "netns": self.netns, "address": self.address}
+        return {"name": self.name, "netns": self.netns, "address": self.address, "veth": self.veth}
 
     def __repr__(self):
         return f"Host({self.name!r}, {self.netns!r}, {self.address!r})"
@@ -232,7 +230,7 @@ class Network:
         veth = veth_name(self.owner, index, self.prefix)
         address = address_plan(self.subnet, index)
         _run([self._ip, "netns", "add", netns])
-        host = Host(name, netns, address, self._ip)
+        host = Host(name, netns, address, self._ip, veth)
         self.hosts[name] = host
         _run(
             [self._ip, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns]
@@ -319,34 +317,39 @@ def remove(record, ip_path="ip", grace=0.0):
         left = kill_namespace(netns, ip_path, grace)
         if left:
             warn(f"killed {left} process(es) still running on host {host['name']} ({netns})")
+        # Deleting a namespace frees its devices later, in the kernel's own
+        # time; deleting the veth pair now leaves nothing to wait for.
+        if host.get("veth"):
+            _run([ip_path, "link", "delete", host["veth"]], check=False)
         _run([ip_path, "netns", "delete", netns], check=False)
     _run([ip_path, "link", "delete", record["bridge"]], check=False)
 
 
 def existing(ip_path="ip", prefix=PREFIX):
-    """(namespaces, bridges) on this machine whose names are ours."""
+    """(namespaces, links: bridges and veths) on this machine whose names
+    are ours."""
     listed = _run([ip_path, "netns", "list"], check=False).stdout.split("\n")
     namespaces = [line.split()[0] for line in listed if line.strip()]
-    links = json.loads(
-        _run([ip_path, "-j", "link", "show", "type", "bridge"], check=False).stdout or "[]"
-    )
-    bridges = [link["ifname"] for link in links]
+    links = []
+    for kind in ("bridge", "veth"):
+        shown = _run([ip_path, "-j", "link", "show", "type", kind], check=False).stdout
+        links += [link["ifname"] for link in json.loads(shown or "[]")]
     return (
         [name for name in namespaces if owner_of(name, prefix) is not None],
-        [name for name in bridges if owner_of(name, prefix) is not None],
+        [name for name in links if owner_of(name, prefix) is not None],
     )
 
 
 def remove_stale(prefix=PREFIX, ip_path="ip"):
     """Removes the namespaces and bridges of runs whose owner pid is no
     longer alive (a kill -9, a crash); a live owner's are left alone."""
-    namespaces, bridges = existing(ip_path, prefix)
+    namespaces, links = existing(ip_path, prefix)
     for name in namespaces:
         if not pid_running(owner_of(name, prefix)):
             warn(f"removing the namespace {name} of a run that is gone")
             kill_namespace(name, ip_path)
             _run([ip_path, "netns", "delete", name], check=False)
-    for name in bridges:
+    for name in links:
         if not pid_running(owner_of(name, prefix)):
-            warn(f"removing the bridge {name} of a run that is gone")
+            warn(f"removing the link {name} of a run that is gone")
             _run([ip_path, "link", "delete", name], check=False)

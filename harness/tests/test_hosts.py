@@ -23,7 +23,16 @@ class NameTests(unittest.TestCase):
         self.assertEqual(hosts.owner_of("bk123-front"), 123)
         self.assertEqual(hosts.owner_of("bk123-app2"), 123)
         self.assertEqual(hosts.owner_of("bkbr123"), 123)
-        for other in ("bk123", "bkbr123-x", "docker0", "bk-front", "xbk123-front", "bk12a-db"):
+        self.assertEqual(hosts.owner_of("bk123v4"), 123)
+        for other in (
+            "bk123",
+            "bkbr123-x",
+            "docker0",
+            "bk-front",
+            "xbk123-front",
+            "bk12a-db",
+            "bk1v",
+        ):
             self.assertIsNone(hosts.owner_of(other), other)
 
     def test_host_names_are_checked(self):
