@@ -680,6 +680,7 @@ def parser(run_prog=None):
 
     for module in (pin, allocators, flamegraph, plans):
         module.add_parser(sub, run_prog)
+    __import__("harness.cluster_cli").cluster_cli.add_parser(sub, run_prog)  # cluster.sh
     return ap
 
 

@@ -1,0 +1,353 @@
+"""The local deployment's configuration, as pure functions of its plan (who
+runs on which host at which address) and its settings: HAProxy's config,
+Patroni's YAML (written as JSON, which YAML reads), PgBouncer's ini, etcd's
+and each instance's command line. Nothing here starts a process; cluster.py
+does. The settings that mattered are named here once, with why, and
+docs/DEPLOY.md quotes them.
+
+The topology (each a network namespace of hosts.py, on one bridge):
+
+    machine ── front (HAProxy :8000 HTTP, :5000 the PostgreSQL primary)
+                 ├─ app1..appN (bakeoff :8000) ── pooler (PgBouncer :6432)
+                 │                                  └─ front :5000 ─┐
+                 └─ checks Patroni's REST (:8008) of db1, db2 ◀──────┘
+               db1, db2 (Patroni + PostgreSQL 15 :5432, streaming)
+               dcs (etcd :2379)
+
+PgBouncer follows the primary through HAProxy's :5000, whose check asks
+each Patroni `OPTIONS /primary` (Patroni's own HAProxy template): the
+check that already decides who gets traffic needs no callback on the new
+primary to reach the pooler, and a dead node is handled the same way as a
+demoted one (`on-marked-down shutdown-sessions` cuts its connections).
+"""
+
+import dataclasses
+import json
+
+HTTP_PORT = 8000  # the front's and every instance's
+PRIMARY_PORT = 5000  # HAProxy's PostgreSQL primary, on the front host
+POOLER_PORT = 6432
+PG_PORT = 5432
+LINK_PORT = 5433  # bakeoff-link on a db host, in front of PG_PORT (--rtt-ms)
+PATRONI_PORT = 8008
+ETCD_PORT = 2379
+DATABASE = "bakeoff"
+APP_USER = "bakeoff_reader"  # sql/roles.sql's read-only role
+REPLICATION_USER = "replicator"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting that the failure tests showed to matter."""
+
+    # HAProxy, the instances' backend. A check every 500 ms, out after 2
+    # failures: a draining instance is out within about 0.7 s.
+    check_inter_ms: int = 500
+    check_fastinter_ms: int = 200
+    check_fall: int = 2
+    check_rise: int = 2
+    # An idempotent GET that met a refused or reset connection, or no answer,
+    # is sent again, to another instance (redispatch on every retry).
+    retries: int = 3
+    retry_on: str = "conn-failure empty-response junk-response response-timeout"
+    timeout_connect_ms: int = 1000
+    timeout_server_ms: int = 5000
+    # HAProxy, the primary: a down server is checked every 200 ms, up after
+    # one success, so a promoted standby gets traffic within about 0.2 s.
+    primary_inter_ms: int = 1000
+    primary_downinter_ms: int = 200
+    primary_fall: int = 2
+    primary_rise: int = 1
+    # Patroni: the leader key lives ttl seconds unless renewed; a dead
+    # primary is replaced within about ttl. loop_wait + 2 x retry_timeout
+    # must stay within ttl.
+    ttl_s: int = 10
+    loop_wait_s: int = 1
+    retry_timeout_s: int = 4
+    # PgBouncer: transaction pooling (the instances run --statements
+    # unnamed), few PostgreSQL connections, and a failed login retried after
+    # 0.2 s instead of 15 s (clients fail fast meanwhile).
+    pool_mode: str = "transaction"
+    default_pool_size: int = 8
+    max_client_conn: int = 500
+    server_login_retry_s: float = 0.2
+    query_wait_timeout_s: int = 5
+    max_connections: int = 100
+    # Each instance: one worker thread and four connections (this machine
+    # has two cores for everything), /readyz answering 503 for this long
+    # after SIGTERM (servers that have --shutdown-delay-ms), then a drain.
+    instance_workers: int = 1
+    instance_pool_size: int = 4
+    shutdown_delay_ms: int = 1500
+    drain_timeout_s: int = 10
+
+
+DEFAULTS = Settings()
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Who runs where: host name → address, and the run's choices."""
+
+    addresses: dict
+    subnet: str
+    instances: int
+    state_dir: str
+    rtt_ms: int = 0
+
+    def address(self, host):
+        return self.addresses[host]
+
+    @property
+    def app_hosts(self):
+        return [f"app{index}" for index in range(1, self.instances + 1)]
+
+    @property
+    def db_hosts(self):
+        return ["db1", "db2"]
+
+    def pg_client_port(self):
+        """Where HAProxy sends a node's PostgreSQL clients: the delay link
+        in front of PostgreSQL when there is an RTT to add."""
+        return LINK_PORT if self.rtt_ms else PG_PORT
+
+    def front_url(self):
+        return f"http://{self.address('front')}:{HTTP_PORT}"
+
+
+def host_names(instances):
+    """Every host of a deployment of N instances, in the order they are made."""
+    return ["dcs", "db1", "db2", "pooler", "front"] + [f"app{i}" for i in range(1, instances + 1)]
+
+
+def _ms(value):
+    return f"{value}ms"
+
+
+def haproxy_cfg(plan, settings, socket_path):
+    """HAProxy 2.6: the API's front (HTTP, checks on /readyz, retries and
+    redispatch) and the primary's TCP front (checks on Patroni's /primary)."""
+    s = settings
+    front = plan.address("front")
+    lines = [
+        "# Generated by harness/cluster_config.py for the local deployment.",
+        "global",
+        # Server state changes, timestamped (ms): the failure tests' timeline.
+        "    log stderr format iso local0 notice",
+        f"    stats socket {socket_path} mode 600 level admin",
+        "    maxconn 4000",
+        "",
+        "defaults",
+        "    log global",
+        "    mode http",
+        "    option dontlognull",
+        f"    timeout connect {_ms(s.timeout_connect_ms)}",
+        "    timeout client 30s",
+        f"    timeout server {_ms(s.timeout_server_ms)}",
+        "    timeout http-keep-alive 10s",
+        "    timeout queue 2s",
+        "    timeout check 2s",
+        f"    retries {s.retries}",
+        "    option redispatch 1",
+        f"    retry-on {s.retry_on}",
+        "",
+        "frontend api",
+        f"    bind {front}:{HTTP_PORT}",
+        "    default_backend instances",
+        "",
+        "backend instances",
+        "    balance roundrobin",
+        "    option httpchk",
+        "    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host front",
+        "    http-check expect status 200",
+        f"    default-server inter {_ms(s.check_inter_ms)} fastinter {_ms(s.check_fastinter_ms)}"
+        f" downinter {_ms(s.check_inter_ms)} fall {s.check_fall} rise {s.check_rise}",
+    ]
+    for host in plan.app_hosts:
+        lines.append(f"    server {host} {plan.address(host)}:{HTTP_PORT} check")
+    lines += [
+        "",
+        "# Patroni's template: the primary is the node whose REST API answers",
+        "# 200 to OPTIONS /primary; connections to a node marked down are cut.",
+        "listen primary",
+        f"    bind {front}:{PRIMARY_PORT}",
+        "    mode tcp",
+        "    option tcplog",
+        "    timeout client 30m",
+        "    timeout server 30m",
+        "    option httpchk OPTIONS /primary",
+        "    http-check expect status 200",
+        f"    default-server inter {_ms(s.primary_inter_ms)} fastinter {_ms(s.primary_downinter_ms)}"
+        f" downinter {_ms(s.primary_downinter_ms)} fall {s.primary_fall} rise {s.primary_rise}"
+        " on-marked-down shutdown-sessions",
+    ]
+    for host in plan.db_hosts:
+        lines.append(
+            f"    server {host} {plan.address(host)}:{plan.pg_client_port()}"
+            f" check port {PATRONI_PORT}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def patroni_config(plan, settings, node, node_dir, bin_dir):
+    """Patroni 3.0's configuration of one node (a dict; written as JSON)."""
+    s = settings
+    address = plan.address(node)
+    trust = [
+        "local all all trust",
+        f"host replication {REPLICATION_USER} {plan.subnet} trust",
+        f"host replication {REPLICATION_USER} 127.0.0.1/32 trust",
+        f"host all all {plan.subnet} trust",
+        "host all all 127.0.0.1/32 trust",
+    ]
+    return {
+        "scope": "bakeoff",
+        "namespace": "/service/",
+        "name": node,
+        "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
+        "restapi": {
+            "listen": f"{address}:{PATRONI_PORT}",
+            "connect_address": f"{address}:{PATRONI_PORT}",
+        },
+        "etcd3": {"hosts": [f"{plan.address('dcs')}:{ETCD_PORT}"]},
+        "bootstrap": {
+            "dcs": {
+                "ttl": s.ttl_s,
+                "loop_wait": s.loop_wait_s,
+                "retry_timeout": s.retry_timeout_s,
+                "maximum_lag_on_failover": 1048576,
+                "postgresql": {
+                    "use_pg_rewind": False,
+                    "use_slots": True,
+                    "parameters": {
+                        "max_connections": s.max_connections,
+                        "wal_level": "replica",
+                        "hot_standby": "on",
+                        "max_wal_senders": 10,
+                        "max_replication_slots": 10,
+                        "wal_keep_size": "128MB",
+                    },
+                },
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}],
+            "pg_hba": trust,
+        },
+        "postgresql": {
+            # PostgreSQL on the host's address and its loopback (the delay
+            # link forwards to loopback).
+            "listen": f"{address},127.0.0.1:{PG_PORT}",
+            "connect_address": f"{address}:{PG_PORT}",
+            "data_dir": f"{node_dir}/data",
+            "bin_dir": bin_dir,
+            "pgpass": f"{node_dir}/pgpass",
+            "authentication": {
+                "superuser": {"username": "postgres", "password": "postgres"},
+                "replication": {"username": REPLICATION_USER, "password": "replicator"},
+            },
+            "pg_hba": trust,
+            "create_replica_methods": ["basebackup"],
+            "basebackup": [{"checkpoint": "fast"}],
+            "remove_data_directory_on_diverged_timelines": True,
+            "parameters": {
+                "unix_socket_directories": node_dir,
+                "logging_collector": "on",
+                "log_directory": f"{node_dir}/log",
+                "log_filename": "postgresql.log",
+                "log_line_prefix": "%m [%p] ",
+            },
+        },
+        "tags": {"nofailover": False, "noloadbalance": False},
+    }
+
+
+def patroni_yaml(plan, settings, node, node_dir, bin_dir):
+    return "# Generated by harness/cluster_config.py (JSON is YAML).\n" + json.dumps(
+        patroni_config(plan, settings, node, node_dir, bin_dir), indent=2
+    )
+
+
+def pgbouncer_ini(plan, settings, directory):
+    s = settings
+    return f"""; Generated by harness/cluster_config.py for the local deployment.
+[databases]
+; The primary, wherever it is: HAProxy's port checked with Patroni's /primary.
+{DATABASE} = host={plan.address("front")} port={PRIMARY_PORT} dbname={DATABASE}
+
+[pgbouncer]
+listen_addr = {plan.address("pooler")},127.0.0.1
+listen_port = {POOLER_PORT}
+unix_socket_dir =
+auth_type = trust
+auth_file = {directory}/userlist.txt
+admin_users = postgres
+pool_mode = {s.pool_mode}
+default_pool_size = {s.default_pool_size}
+max_client_conn = {s.max_client_conn}
+server_login_retry = {s.server_login_retry_s}
+query_wait_timeout = {s.query_wait_timeout_s}
+server_connect_timeout = 2
+ignore_startup_parameters = extra_float_digits,options
+logfile = {directory}/pgbouncer.log
+pidfile = {directory}/pgbouncer.pid
+"""
+
+
+def pgbouncer_userlist():
+    return f'"{APP_USER}" ""\n"postgres" ""\n'
+
+
+def etcd_argv(plan, data_dir):
+    """etcd 3.4, one member: clients on the dcs host's address and loopback,
+    peers on loopback only."""
+    address = plan.address("dcs")
+    return [
+        "etcd",
+        "--name",
+        "dcs",
+        "--data-dir",
+        data_dir,
+        "--listen-client-urls",
+        f"http://{address}:{ETCD_PORT},http://127.0.0.1:{ETCD_PORT}",
+        "--advertise-client-urls",
+        f"http://{address}:{ETCD_PORT}",
+        "--listen-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-cluster",
+        "dcs=http://127.0.0.1:2380",
+        "--initial-cluster-state",
+        "new",
+    ]
+
+
+def instance_env(plan, settings, host, shutdown_delay):
+    """The environment of one reference instance (docs/CLI.md): through
+    PgBouncer in transaction mode, so unnamed statements."""
+    env = {
+        "BIND": f"{plan.address(host)}:{HTTP_PORT}",
+        "DATABASE_URL": (
+            f"postgresql://{APP_USER}@{plan.address('pooler')}:{POOLER_PORT}/{DATABASE}"
+        ),
+        "STATEMENTS": "unnamed",
+        "WORKER_THREADS": str(settings.instance_workers),
+        "POOL_SIZE": str(settings.instance_pool_size),
+        "DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),
+    }
+    if shutdown_delay:
+        env["SHUTDOWN_DELAY_MS"] = str(settings.shutdown_delay_ms)
+    return env
+
+
+def link_argv(binary, plan, node, rtt_ms):
+    """bakeoff-link on a db host: PostgreSQL's clients pay rtt_ms per round
+    trip (half each way); replication and Patroni keep the direct port."""
+    return [
+        binary,
+        "--listen",
+        f"{plan.address(node)}:{LINK_PORT}",
+        "--upstream",
+        f"127.0.0.1:{PG_PORT}",
+        "--delay-ms",
+        str(rtt_ms / 2),
+    ]

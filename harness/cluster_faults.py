@@ -1,0 +1,5 @@
+"""stub"""
+
+
+def add_parsers(actions, add_deployment_options):
+    pass
