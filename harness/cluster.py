@@ -309,12 +309,16 @@ class Deployment:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def server_states(self):
-        """{(backend, server): 'UP' | 'DOWN' | 'MAINT' | ...} from `show stat`."""
+    def server_stats(self):
+        """{(backend, server): {column: value}} from `show stat`."""
         try:
             return cs.parse_show_stat(self.haproxy("show stat"))
         except OSError:
             return {}
+
+    def server_states(self):
+        """{(backend, server): 'UP' | 'DOWN' | 'MAINT' | ...}."""
+        return {key: row["status"] for key, row in self.server_stats().items()}
 
     def wait_server(self, backend, server, state="UP", timeout=30):
         wait_for(
@@ -323,7 +327,7 @@ class Deployment:
             f"HAProxy did not see {backend}/{server} {state}",
         )
 
-    def start_pgbouncer(self):
+    def start_pgbouncer(self, wait=True):
         directory = self.make_dir("pooler", "postgres")
         os.chmod(directory, 0o755)
         for name, text in (
@@ -341,6 +345,8 @@ class Deployment:
             user="postgres",
             port=config.POOLER_PORT,
         )
+        if not wait:
+            return
         wait_for(
             lambda: self.psql_ok(self.pooler_url()),
             30,

@@ -98,19 +98,18 @@ def postmaster_pid(data_dir):
 
 
 def parse_show_stat(text):
-    """HAProxy's `show stat` CSV → {(backend, server): status}, servers only
-    (not the FRONTEND and BACKEND rows)."""
+    """HAProxy's `show stat` CSV → {(backend, server): {column: value}},
+    servers only (not the FRONTEND and BACKEND rows)."""
     lines = text.splitlines()
     if not lines or not lines[0].startswith("# "):
         return {}
     header = lines[0][2:].split(",")
-    name, server, status = header.index("pxname"), header.index("svname"), header.index("status")
     out = {}
     for line in lines[1:]:
-        fields = line.split(",")
-        if len(fields) < len(header) or fields[server] in ("FRONTEND", "BACKEND"):
+        row = dict(zip(header, line.split(",")))
+        if len(row) < len(header) or row["svname"] in ("FRONTEND", "BACKEND"):
             continue
-        out[(fields[name], fields[server])] = fields[status]
+        out[(row["pxname"], row["svname"])] = row
     return out
 
 

@@ -1,0 +1,126 @@
+"""The failure tests' arithmetic (pure functions of the client's Answers,
+unit-tested) and their report: per test, requests sent, answered 200 (with
+the expected body), 503, failed (connection error or timeout), anything
+else, the longest gap without a 200, and each test's own figures.
+"""
+
+import json
+import math
+
+
+def percentile(values, fraction):
+    """Nearest-rank percentile of a list (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
+    return ordered[rank - 1]
+
+
+def longest_gap(times, start, end):
+    """(seconds, from, to): the longest stretch of [start, end] holding none
+    of `times` (the moments 200s were answered)."""
+    points = [start, *sorted(t for t in times if start <= t <= end), end]
+    best = (0.0, start, start)
+    for before, after in zip(points, points[1:]):
+        if after - before > best[0]:
+            best = (after - before, before, after)
+    return best
+
+
+def summarize(answers, start, end):
+    """The counts and latencies of one test's answers. `ok` is a 200 with
+    the expected body; a 200 with another body is `wrong`."""
+    ok = [a for a in answers if a.ok]
+    unavailable = [a for a in answers if a.status == 503]
+    gap, gap_from, gap_to = longest_gap([a.done for a in ok], start, end)
+
+    def ms(values, fraction):
+        value = percentile(values, fraction)
+        return None if value is None else round(value * 1000, 2)
+
+    latencies = [a.latency for a in ok]
+    return {
+        "sent": len(answers),
+        "ok": len(ok),
+        "unavailable": len(unavailable),
+        "failed": sum(1 for a in answers if a.status == 0),
+        "wrong": sum(1 for a in answers if a.status == 200 and not a.ok),
+        "other": sum(1 for a in answers if a.status not in (0, 200, 503)),
+        "longest_gap_s": round(gap, 3),
+        "longest_gap_from_s": round(gap_from - start, 3),
+        "ok_p50_ms": ms(latencies, 0.5),
+        "ok_p99_ms": ms(latencies, 0.99),
+        "ok_max_ms": ms(latencies, 1.0),
+        "unavailable_p50_ms": ms([a.latency for a in unavailable], 0.5),
+        "unavailable_max_ms": ms([a.latency for a in unavailable], 1.0),
+        "errors": sorted({a.error for a in answers if a.error})[:5],
+    }
+
+
+def first_ok_after(answers, moment):
+    """When the first expected 200 was answered at or after `moment`, for a
+    request sent at or after it (None if none)."""
+    times = [a.done for a in answers if a.ok and a.sent >= moment and a.done >= moment]
+    return min(times) if times else None
+
+
+def outside(answers, status, window_from, window_to):
+    """How many answers of a status came outside [window_from, window_to]
+    (by answer time): 503s must all fall while a part is down."""
+    return sum(1 for a in answers if a.status == status and not window_from <= a.done <= window_to)
+
+
+def relative(events, start):
+    """Event times (monotonic) → seconds since the test's load started."""
+    return {name: None if t is None else round(t - start, 3) for name, t in events.items()}
+
+
+# --- the report -------------------------------------------------------------------------
+
+COLUMNS = (
+    ("test", "test"),
+    ("sent", "sent"),
+    ("ok", "200"),
+    ("unavailable", "503"),
+    ("failed", "failed"),
+    ("wrong", "wrong body"),
+    ("other", "other"),
+    ("longest_gap_s", "longest gap without a 200 (s)"),
+    ("ok_p99_ms", "p99 of 200s (ms)"),
+    ("verdict", "verdict"),
+)
+
+
+def table(results):
+    """Markdown: one row per test, then each test's figures and checks."""
+    lines = [
+        "| " + " | ".join(title for _, title in COLUMNS) + " |",
+        "| " + " | ".join("---" if key == "test" else "---:" for key, _ in COLUMNS) + " |",
+    ]
+    for result in results:
+        row = dict(result["summary"], test=result["test"], verdict=verdict_text(result))
+        lines.append("| " + " | ".join(_cell(row.get(key)) for key, _ in COLUMNS) + " |")
+    lines.append("")
+    for result in results:
+        figures = ", ".join(f"{key} {_cell(value)}" for key, value in result["figures"].items())
+        lines.append(f"- **{result['test']}**: {figures}")
+        for check, passed in result["checks"].items():
+            lines.append(f"  - {'pass' if passed else 'FAIL'}: {check}")
+        if result["summary"]["errors"]:
+            lines.append(f"  - errors seen: {'; '.join(result['summary']['errors'])}")
+    return "\n".join(lines)
+
+
+def verdict_text(result):
+    return "pass" if all(result["checks"].values()) else "FAIL"
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
