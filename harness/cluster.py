@@ -275,8 +275,11 @@ class Deployment:
         directory = self.make_dir("front")
         socket_path = os.path.join(directory, "haproxy.sock")
         cfg = os.path.join(directory, "haproxy.cfg")
+        error_503 = os.path.join(directory, "503.http")
+        with open(error_503, "w", encoding="utf-8", newline="") as file:
+            file.write(config.ERROR_503)
         with open(cfg, "w", encoding="utf-8") as file:
-            file.write(config.haproxy_cfg(self.plan, self.settings, socket_path))
+            file.write(config.haproxy_cfg(self.plan, self.settings, socket_path, error_503))
         check = subprocess.run(
             [need_tool("haproxy"), "-c", "-q", "-f", cfg], capture_output=True, text=True
         )

@@ -66,12 +66,15 @@ class Settings:
     retry_timeout_s: int = 4
     # PgBouncer: transaction pooling (the instances run --statements
     # unnamed), few PostgreSQL connections, and a failed login retried after
-    # 0.2 s instead of 15 s (clients fail fast meanwhile).
+    # 0.2 s instead of 15 s (clients that ask meanwhile fail fast). A client
+    # already queued when the primary dies is not failed fast: it waits for
+    # query_wait_timeout (measured: 5 s of hanging requests at 5), so that
+    # is the bound of a 503's wait during a failover.
     pool_mode: str = "transaction"
     default_pool_size: int = 8
     max_client_conn: int = 500
     server_login_retry_s: float = 0.2
-    query_wait_timeout_s: int = 5
+    query_wait_timeout_s: float = 0.5
     max_connections: int = 100
     # Each instance: one worker thread and four connections (this machine
     # has two cores for everything), /readyz answering 503 for this long
@@ -124,7 +127,7 @@ def _ms(value):
     return f"{value}ms"
 
 
-def haproxy_cfg(plan, settings, socket_path):
+def haproxy_cfg(plan, settings, socket_path, error_503_path):
     """HAProxy 2.6: the API's front (HTTP, checks on /readyz, retries and
     redispatch) and the primary's TCP front (checks on Patroni's /primary)."""
     s = settings
@@ -150,21 +153,30 @@ def haproxy_cfg(plan, settings, socket_path):
         f"    retries {s.retries}",
         "    option redispatch 1",
         f"    retry-on {s.retry_on}",
+        f"    errorfile 503 {error_503_path}",
         "",
         "frontend api",
         f"    bind {front}:{HTTP_PORT}",
-        "    default_backend instances",
-        "",
-        "backend instances",
-        "    balance roundrobin",
-        "    option httpchk",
-        "    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host front",
-        "    http-check expect status 200",
-        f"    default-server inter {_ms(s.check_inter_ms)} fastinter {_ms(s.check_fastinter_ms)}"
-        f" downinter {_ms(s.check_inter_ms)} fall {s.check_fall} rise {s.check_rise}",
+        "    # The ready instances (/readyz) take the traffic. When none is ready,",
+        "    # which is what a database outage does to all at once, the live ones",
+        "    # (/healthz) answer: their own fast 503 with Retry-After, and a 200",
+        "    # the moment the database is back, before a check could rise.",
+        "    use_backend instances if { nbsrv(instances) gt 0 }",
+        "    default_backend live",
     ]
-    for host in plan.app_hosts:
-        lines.append(f"    server {host} {plan.address(host)}:{HTTP_PORT} check")
+    for backend, path in (("instances", "/readyz"), ("live", "/healthz")):
+        lines += [
+            "",
+            f"backend {backend}",
+            "    balance roundrobin",
+            "    option httpchk",
+            f"    http-check send meth GET uri {path} ver HTTP/1.1 hdr Host front",
+            "    http-check expect status 200",
+            f"    default-server inter {_ms(s.check_inter_ms)} fastinter {_ms(s.check_fastinter_ms)}"
+            f" downinter {_ms(s.check_inter_ms)} fall {s.check_fall} rise {s.check_rise}",
+        ]
+        for host in plan.app_hosts:
+            lines.append(f"    server {host} {plan.address(host)}:{HTTP_PORT} check")
     lines += [
         "",
         "# Patroni's template: the primary is the node whose REST API answers",
@@ -173,6 +185,10 @@ def haproxy_cfg(plan, settings, socket_path):
         f"    bind {front}:{PRIMARY_PORT}",
         "    mode tcp",
         "    option tcplog",
+        "    # No retry: HAProxy waits up to a second before each, while PgBouncer",
+        "    # holds its clients; failing at once lets PgBouncer fail them fast",
+        "    # and try again after server_login_retry.",
+        "    retries 0",
         "    timeout client 30m",
         "    timeout server 30m",
         "    option httpchk OPTIONS /primary",
@@ -290,6 +306,19 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = {directory}/pgbouncer.log
 pidfile = {directory}/pgbouncer.pid
 """
+
+
+# HAProxy's own 503 (no instance alive at all) in the contract's shape.
+ERROR_503 = (
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: application/json\r\n"
+    "Retry-After: 1\r\n"
+    "Cache-Control: no-store\r\n"
+    "Connection: close\r\n"
+    "Content-Length: 33\r\n"
+    "\r\n"
+    '{"detail":"Service Unavailable"}\n'
+)
 
 
 def pgbouncer_userlist():

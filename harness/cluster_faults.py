@@ -107,6 +107,7 @@ class FaultTests:
             "summary": summary,
             "events_s": report.relative(events, load.started),
             "figures": figures(answers) if callable(figures) else figures,
+            "anomalies": report.anomalies(answers, load.started),
         }
         result["checks"] = checks(summary, answers)
         result["checks"].update(
@@ -131,12 +132,14 @@ class FaultTests:
                     # The load balancer's deregistration (Kubernetes takes the
                     # endpoint out), for a server whose /readyz cannot fail.
                     d.haproxy(f"set server instances/{host} state drain")
+                    d.haproxy(f"set server live/{host} state drain")
                     time.sleep(1.0)
                 took.append(round(d.stop(host, signal.SIGTERM, timeout=30), 3))
                 events[f"{host}_exited"] = time.monotonic()
                 d.start_instance(host)
                 if drain == "lb":
                     d.haproxy(f"set server instances/{host} state ready")
+                    d.haproxy(f"set server live/{host} state ready")
                 d.wait_server("instances", host, "UP")
                 events[f"{host}_up"] = time.monotonic()
             figures = {"drain": drain, "seconds_to_exit": took}

@@ -58,6 +58,19 @@ def summarize(answers, start, end):
     }
 
 
+def anomalies(answers, start, limit=300):
+    """Every answer but an expected 200 (the first `limit`), as [seconds
+    since start of its due time, status, latency ms, error]: the timeline
+    of an outage, for the results file."""
+    out = []
+    for a in answers:
+        if not a.ok and len(out) < limit:
+            out.append(
+                [round(a.intended - start, 3), a.status, round(a.latency * 1000, 1), a.error]
+            )
+    return out
+
+
 def first_ok_after(answers, moment):
     """When the first expected 200 was answered at or after `moment`, for a
     request sent at or after it (None if none)."""
