@@ -1,9 +1,28 @@
 //! What a connection is doing, as far as shutdown cares: whether a request
 //! is being answered, and whether answers wait to be written. Shared by the
 //! connection's socket wrapper (`io`), its service and its task (`server`).
+//! And whether the process is draining: told to stop, it still serves for
+//! `--shutdown-delay-ms` while `/readyz` fails (see `startup`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// Set once, when a shutdown signal arrives and a shutdown delay is
+/// configured; never cleared. Written once, read per request: the cache
+/// line stays shared by every core, so reading it costs no traffic.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// The process is going away: `/readyz` fails from now on, and answers
+/// close their connections.
+pub fn start_draining() {
+    DRAINING.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`start_draining`] was called.
+#[inline]
+pub fn is_draining() -> bool {
+    DRAINING.load(Ordering::Relaxed)
+}
 
 /// What the accept loop needs to know of a connection when the server shuts
 /// down: whether a request is being answered. Shared by the connection's

@@ -16,6 +16,7 @@ use hyper::{Request, Response};
 use tokio::sync::Semaphore;
 use tokio_postgres::types::ToSql;
 
+use crate::activity;
 use crate::db::{self, Database, Query};
 use crate::error::ApiError;
 use crate::json::write_int;
@@ -146,7 +147,12 @@ pub fn metrics() -> Response<Body> {
 
 /// `GET /readyz`: a pooled connection answers a round trip, and so does one
 /// of the connections for the `starts` pages where they have their own.
+/// 503 at once while the process drains, so that a load balancer stops
+/// sending it new requests before it stops accepting them.
 pub async fn readyz(db: &Database) -> Result<Response<Body>, ApiError> {
+    if activity::is_draining() {
+        return Err(ApiError::Unavailable);
+    }
     for pool in db.pools() {
         let connection = pool.connection().await?;
         connection

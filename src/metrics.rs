@@ -1,9 +1,14 @@
 //! Prometheus metrics: requests and latency per route and status, pool and
-//! connection gauges, allocator statistics; rendered at `/metrics`.
+//! connection gauges, allocator statistics, and counters per runtime
+//! (`bakeoff_runtime_*{runtime="N"}`: connections, requests, and the
+//! PostgreSQL side: queries, socket reads and writes, wake-ups of the
+//! connection tasks); rendered at `/metrics`.
 //!
 //! The hot path only adds to counters of its own thread's shard: relaxed
 //! atomic adds on a cache line no other thread writes, so two cores never
 //! fight over one counter and there is no lock. Rendering sums the shards.
+//! A serving thread labels its shard with its runtime's number
+//! ([`enter_runtime`]); the per-runtime families sum the shards by label.
 
 use std::cell::Cell;
 use std::fmt::Write;
@@ -22,7 +27,13 @@ const BUCKETS_US: [u64; 15] = [
     1_000_000, 2_500_000, 5_000_000,
 ];
 
-const SHARDS: usize = 16;
+/// Shards, given out round-robin to the threads that count: enough for one
+/// per serving thread on any machine this runs on (past that, threads share
+/// a shard, and per-core runtimes that share one are counted together).
+const SHARDS: usize = 64;
+
+/// A shard's runtime label before a serving thread claims it.
+const NO_RUNTIME: usize = usize::MAX;
 
 /// One thread's counters, alone on its cache lines.
 #[repr(align(128))]
@@ -33,6 +44,87 @@ struct Shard {
     latency_sum_us: [AtomicU64; RouteLabel::ALL.len()],
     open_connections: AtomicI64,
     waiting_for_database: AtomicI64,
+    /// The runtime whose thread counts here, or [`NO_RUNTIME`].
+    runtime: AtomicUsize,
+    /// The PostgreSQL side and the accept loop, per runtime (see [`Counter`]).
+    counters: [AtomicU64; Counter::ALL.len()],
+}
+
+/// The per-runtime counters that are not derived from the request counters
+/// or the open-connection gauge: each becomes
+/// `bakeoff_runtime_<name>_total{runtime="N"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// HTTP connections accepted.
+    ConnectionsAccepted,
+    /// Statements sent to PostgreSQL by the handlers (each an Execute of a
+    /// prepared or unnamed statement; connection set-up not included).
+    DbQueries,
+    /// Writes to a PostgreSQL socket that moved bytes (one system call each).
+    DbWrites,
+    /// Bytes written to PostgreSQL sockets.
+    DbWrittenBytes,
+    /// Reads from a PostgreSQL socket that moved bytes (one system call each).
+    DbReads,
+    /// Bytes read from PostgreSQL sockets.
+    DbReadBytes,
+    /// Polls of the PostgreSQL connection tasks: each a wake-up of the
+    /// runtime for the database (a request queued, or the socket ready).
+    DbDriverPolls,
+    /// PostgreSQL sessions opened (one per host tried that accepted).
+    DbConnects,
+}
+
+impl Counter {
+    /// Every counter, in the order of the shard's array.
+    pub const ALL: [Counter; 8] = [
+        Counter::ConnectionsAccepted,
+        Counter::DbQueries,
+        Counter::DbWrites,
+        Counter::DbWrittenBytes,
+        Counter::DbReads,
+        Counter::DbReadBytes,
+        Counter::DbDriverPolls,
+        Counter::DbConnects,
+    ];
+
+    /// The metric's name and help.
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Counter::ConnectionsAccepted => (
+                "bakeoff_runtime_connections_accepted_total",
+                "HTTP connections accepted by the runtime.",
+            ),
+            Counter::DbQueries => (
+                "bakeoff_runtime_db_queries_total",
+                "Statements the runtime's requests sent to PostgreSQL.",
+            ),
+            Counter::DbWrites => (
+                "bakeoff_runtime_db_writes_total",
+                "Socket writes to PostgreSQL that moved bytes (system calls).",
+            ),
+            Counter::DbWrittenBytes => (
+                "bakeoff_runtime_db_written_bytes_total",
+                "Bytes written to PostgreSQL.",
+            ),
+            Counter::DbReads => (
+                "bakeoff_runtime_db_reads_total",
+                "Socket reads from PostgreSQL that moved bytes (system calls).",
+            ),
+            Counter::DbReadBytes => (
+                "bakeoff_runtime_db_read_bytes_total",
+                "Bytes read from PostgreSQL.",
+            ),
+            Counter::DbDriverPolls => (
+                "bakeoff_runtime_db_driver_polls_total",
+                "Polls of the PostgreSQL connection tasks (wake-ups for the database).",
+            ),
+            Counter::DbConnects => (
+                "bakeoff_runtime_db_connects_total",
+                "PostgreSQL sessions opened by the runtime's pools.",
+            ),
+        }
+    }
 }
 
 impl Shard {
@@ -45,6 +137,8 @@ impl Shard {
             latency_sum_us: [const { AtomicU64::new(0) }; RouteLabel::ALL.len()],
             open_connections: AtomicI64::new(0),
             waiting_for_database: AtomicI64::new(0),
+            runtime: AtomicUsize::new(NO_RUNTIME),
+            counters: [const { AtomicU64::new(0) }; Counter::ALL.len()],
         }
     }
 }
@@ -68,6 +162,54 @@ fn shard() -> &'static Shard {
         index
     });
     &SHARD_TABLE[index]
+}
+
+/// This thread serves runtime `runtime` (the per-core runtimes are numbered
+/// from 0; the `multi` runtime is 0): its shard is labelled so.
+pub fn enter_runtime(runtime: usize) {
+    shard().runtime.store(runtime, Ordering::Relaxed);
+}
+
+/// Adds `amount` to one of this thread's per-runtime counters.
+#[inline]
+pub fn count(counter: Counter, amount: u64) {
+    shard().counters[counter as usize].fetch_add(amount, Ordering::Relaxed);
+}
+
+/// A statement sent to PostgreSQL.
+#[inline]
+pub fn database_query() {
+    count(Counter::DbQueries, 1);
+}
+
+/// A write of `bytes` to a PostgreSQL socket.
+#[inline]
+pub fn database_written(bytes: usize) {
+    let shard = shard();
+    shard.counters[Counter::DbWrites as usize].fetch_add(1, Ordering::Relaxed);
+    shard.counters[Counter::DbWrittenBytes as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+/// A read of `bytes` from a PostgreSQL socket (0: the end, not counted).
+#[inline]
+pub fn database_read(bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    let shard = shard();
+    shard.counters[Counter::DbReads as usize].fetch_add(1, Ordering::Relaxed);
+    shard.counters[Counter::DbReadBytes as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+/// A PostgreSQL connection task was polled.
+#[inline]
+pub fn database_driver_polled() {
+    count(Counter::DbDriverPolls, 1);
+}
+
+/// A PostgreSQL session opened.
+pub fn database_connected() {
+    count(Counter::DbConnects, 1);
 }
 
 /// Whether requests are counted; on unless `--no-metrics`, which exists to
@@ -181,8 +323,63 @@ pub fn render(pools: PoolGauges) -> String {
     let mut out = String::with_capacity(16 * 1024);
     render_requests(&mut out);
     render_gauges(&mut out, pools);
+    render_runtimes(&mut out);
     render_memory(&mut out);
     out
+}
+
+/// The per-runtime families, one sample per labelled runtime: the
+/// connections accepted and open, the requests answered, and the
+/// PostgreSQL side. A harness takes per-window deltas of every
+/// `bakeoff_runtime_` family alike.
+fn render_runtimes(out: &mut String) {
+    let mut runtimes: Vec<usize> = SHARD_TABLE
+        .iter()
+        .map(|shard| shard.runtime.load(Ordering::Relaxed))
+        .filter(|runtime| *runtime != NO_RUNTIME)
+        .collect();
+    runtimes.sort_unstable();
+    runtimes.dedup();
+    let of = |runtime: usize| {
+        SHARD_TABLE
+            .iter()
+            .filter(move |shard| shard.runtime.load(Ordering::Relaxed) == runtime)
+    };
+    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(usize) -> i128| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for runtime in &runtimes {
+            let _ = writeln!(out, "{name}{{runtime=\"{runtime}\"}} {}", value(*runtime));
+        }
+    };
+    family(
+        "bakeoff_runtime_open_connections",
+        "gauge",
+        "HTTP connections open on the runtime now.",
+        &|runtime| {
+            of(runtime)
+                .map(|shard| i128::from(shard.open_connections.load(Ordering::Relaxed)))
+                .sum()
+        },
+    );
+    family(
+        "bakeoff_runtime_requests_total",
+        "counter",
+        "Requests the runtime answered (any route and status; not counted with --no-metrics).",
+        &|runtime| {
+            of(runtime)
+                .flat_map(|shard| shard.requests.iter().flatten())
+                .map(|count| i128::from(count.load(Ordering::Relaxed)))
+                .sum()
+        },
+    );
+    for counter in Counter::ALL {
+        let (name, help) = counter.describe();
+        family(name, "counter", help, &|runtime| {
+            of(runtime)
+                .map(|shard| i128::from(shard.counters[counter as usize].load(Ordering::Relaxed)))
+                .sum()
+        });
+    }
 }
 
 fn sum<T>(read: impl Fn(&Shard) -> T) -> T
@@ -394,5 +591,36 @@ mod tests {
         );
         assert!(text.contains("bakeoff_request_duration_seconds_count{route=\"/healthz\"} 2"));
         assert!(text.contains("# TYPE bakeoff_open_connections gauge"));
+    }
+
+    #[test]
+    fn runtime_counters_are_rendered_per_labelled_runtime() {
+        // A thread of its own, so that its shard is not another test's.
+        std::thread::spawn(|| {
+            enter_runtime(7);
+            count(Counter::ConnectionsAccepted, 2);
+            database_query();
+            database_written(100);
+            database_read(0);
+            database_read(40);
+            add_open_connections(1);
+            record_request(RouteLabel::Version, 200, Duration::from_micros(10));
+        })
+        .join()
+        .unwrap();
+        let text = render(PoolGauges::default());
+        for expected in [
+            "bakeoff_runtime_connections_accepted_total{runtime=\"7\"} 2",
+            "bakeoff_runtime_db_queries_total{runtime=\"7\"} 1",
+            "bakeoff_runtime_db_writes_total{runtime=\"7\"} 1",
+            "bakeoff_runtime_db_written_bytes_total{runtime=\"7\"} 100",
+            "bakeoff_runtime_db_reads_total{runtime=\"7\"} 1",
+            "bakeoff_runtime_db_read_bytes_total{runtime=\"7\"} 40",
+            "bakeoff_runtime_open_connections{runtime=\"7\"} 1",
+            "bakeoff_runtime_requests_total{runtime=\"7\"} 1",
+            "# TYPE bakeoff_runtime_db_driver_polls_total counter",
+        ] {
+            assert!(text.contains(expected), "{expected} in\n{text}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::activity::{Activity, InFlight};
+use crate::activity::{self, Activity, InFlight};
 use crate::handlers::{self, State};
 use crate::io::{Coalescing, Limits};
 use crate::log;
@@ -137,8 +137,13 @@ pub async fn serve(
             service_fn(move |request| {
                 let in_flight = InFlight::new(&activity);
                 async move {
-                    let response = handlers::handle(request, state, peer).await;
+                    let mut response = handlers::handle(request, state, peer).await;
                     drop(in_flight);
+                    if activity::is_draining()
+                        && let Ok(response) = &mut response
+                    {
+                        close_after(response);
+                    }
                     response
                 }
             })
@@ -147,6 +152,7 @@ pub async fn serve(
         let connection = http.serve_connection(TokioIo::new(socket), service);
         let mut stopping = closed.clone();
         metrics::add_open_connections(1);
+        metrics::count(metrics::Counter::ConnectionsAccepted, 1);
         memory::connection_opened();
         connections.spawn(async move {
             tokio::pin!(connection);
@@ -181,6 +187,26 @@ pub async fn serve(
         connections.shutdown().await;
     }
     Ok(())
+}
+
+/// While the process drains (`--shutdown-delay-ms`), every answer asks its
+/// client to close the connection after it, and hyper closes it once the
+/// answer is written.
+///
+/// Why: a load balancer keeps idle keep-alive connections to its targets
+/// and may reuse one at any moment. If the server closed them only when it
+/// stops accepting, a request sent on one just as it closes is lost (a 502,
+/// or a retry the balancer may not make for a non-idempotent method). Closed
+/// right after an answer, with `Connection: close`, no request can be in
+/// the way: the client knows not to reuse the connection and opens a new
+/// one, which the balancer, having seen `/readyz` fail, sends to another
+/// instance. The cost is one TCP handshake per request during the delay.
+#[cold]
+fn close_after(response: &mut hyper::Response<crate::response::Body>) {
+    response.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
 }
 
 /// Running out of file descriptors, or a connection reset before accept,

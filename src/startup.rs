@@ -14,8 +14,9 @@ use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
+use crate::activity;
 use crate::config::{self, RuntimeShape, ServeConfig};
-use crate::db::{Database, Health, PoolMode, PoolOptions};
+use crate::db::{Connector, Database, Health, PoolMode, PoolOptions};
 use crate::handlers::{FibPool, State};
 use crate::log;
 use crate::metrics;
@@ -33,7 +34,7 @@ pub enum Shutdown {
 /// A server whose listeners are bound, ready to [`run`](Server::run).
 pub struct Server {
     config: ServeConfig,
-    postgres: tokio_postgres::Config,
+    postgres: Connector,
     /// One listener, or one per worker (SO_REUSEPORT) in the per-core shape.
     listeners: Vec<TcpListener>,
     address: SocketAddr,
@@ -138,6 +139,7 @@ impl Server {
             .map(|(index, listener)| {
                 let worker = Worker {
                     runtime: runtime(config.runtime, workers, self.on_thread_start)?,
+                    index,
                     listener,
                     postgres: self.postgres.clone(),
                     pool: pool.clone(),
@@ -154,6 +156,9 @@ impl Server {
                         if let Some(hook) = on_thread_start {
                             hook();
                         }
+                        // Per core, this thread is the runtime; in the
+                        // `multi` shape its workers label themselves.
+                        metrics::enter_runtime(worker.index);
                         worker.serve()
                     })
                     .map_err(|error| format!("cannot start a worker thread: {error}"))
@@ -163,6 +168,21 @@ impl Server {
         describe(config, &self.postgres, self.address, &pool, units as u32);
         started.wait();
         control.block_on(shutdown);
+        // Readiness, then stop (Kubernetes' preStop, a balancer's health
+        // check): told to stop, the server fails `/readyz` and keeps
+        // serving for the delay, so that the balancer stops sending it
+        // requests before it refuses them. Without a delay, nothing of this
+        // happens: it stops accepting at once, as it always did.
+        let delay = Duration::from_millis(config.shutdown_delay_ms);
+        if !delay.is_zero() {
+            activity::start_draining();
+            eprintln!(
+                "bakeoff: draining: /readyz answers 503, still serving for {} ms",
+                delay.as_millis()
+            );
+            // The timer is made inside the runtime, which it needs.
+            control.block_on(async move { tokio::time::sleep(delay).await });
+        }
         eprintln!("bakeoff: shutting down, draining open connections");
         let _ = stop.send(true);
         for thread in threads {
@@ -178,8 +198,10 @@ impl Server {
 /// process in the `multi` shape, one core's share in `per-core`).
 struct Worker {
     runtime: Runtime,
+    /// The runtime's number, its label in `/metrics` (0 in the `multi` shape).
+    index: usize,
     listener: TcpListener,
-    postgres: tokio_postgres::Config,
+    postgres: Connector,
     pool: PoolOptions,
     /// The process's view of the database's reachability, shared.
     health: Arc<Health>,
@@ -193,6 +215,7 @@ impl Worker {
     fn serve(self) -> Result<(), String> {
         let Worker {
             runtime,
+            index: _,
             listener,
             postgres,
             pool,
@@ -230,13 +253,24 @@ fn runtime(shape: RuntimeShape, workers: usize, hook: Option<fn()>) -> Result<Ru
         RuntimeShape::Multi => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.worker_threads(workers);
+            // Every thread of the one runtime counts as runtime 0 in
+            // `/metrics` (each in its own shard still).
+            builder.on_thread_start(move || {
+                if let Some(hook) = hook {
+                    hook();
+                }
+                metrics::enter_runtime(0);
+            });
             builder
         }
-        RuntimeShape::PerCore => tokio::runtime::Builder::new_current_thread(),
+        RuntimeShape::PerCore => {
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            if let Some(hook) = hook {
+                builder.on_thread_start(hook);
+            }
+            builder
+        }
     };
-    if let Some(hook) = hook {
-        builder.on_thread_start(hook);
-    }
     builder
         .enable_all()
         .build()
@@ -264,7 +298,7 @@ fn signals() -> Result<Pin<Box<dyn Future<Output = ()> + Send>>, String> {
 /// database's host, never its password).
 fn describe(
     config: &ServeConfig,
-    postgres: &tokio_postgres::Config,
+    postgres: &Connector,
     address: SocketAddr,
     pool: &PoolOptions,
     units: u32,

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use bb8::ManageConnection;
-use bb8_postgres::PostgresConnectionManager;
 use futures_util::future::try_join_all;
 use futures_util::{TryStreamExt, pin_mut};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, RowStream, Statement};
+use tokio_postgres::{Client, Row, RowStream, Statement};
 
+use super::connect::{ConnectError, Connector};
 use super::health::Health;
 use super::statements::{QUERIES, Query};
+use crate::metrics;
 
 /// A pooled connection: the client and its prepared statements side by side.
 pub struct Connection {
@@ -37,6 +38,7 @@ impl Connection {
         query: Query,
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<RowStream, tokio_postgres::Error> {
+        metrics::database_query();
         match self.prepared(query) {
             Some(statement) => {
                 self.client
@@ -61,7 +63,10 @@ impl Connection {
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         match self.prepared(query) {
-            Some(statement) => self.client.query(statement, parameters).await,
+            Some(statement) => {
+                metrics::database_query();
+                self.client.query(statement, parameters).await
+            }
             None => self.query_raw(query, parameters).await?.try_collect().await,
         }
     }
@@ -95,8 +100,8 @@ impl Connection {
 /// statements on each, and tells the pool's [`Health`] whether PostgreSQL
 /// took the connection.
 pub struct Manager {
-    /// bb8-postgres's manager, which connects.
-    pub(super) inner: PostgresConnectionManager<NoTls>,
+    /// Opens sessions: the hosts in turn, checked against the target.
+    pub(super) connector: Connector,
     /// The statements each connection prepares when it opens.
     pub(super) prepare: &'static [Query],
     /// `SET …` sent when a connection opens, or empty.
@@ -107,14 +112,17 @@ pub struct Manager {
 
 impl ManageConnection for Manager {
     type Connection = Connection;
-    type Error = tokio_postgres::Error;
+    type Error = ConnectError;
 
-    async fn connect(&self) -> Result<Connection, tokio_postgres::Error> {
+    async fn connect(&self) -> Result<Connection, ConnectError> {
         // Only the connection itself tells whether the database is reachable:
         // a session set-up or a prepare that fails on an open connection
         // (one blocked by a lock until its statement timeout, say) does not.
         let began = self.health.now();
-        let client = match self.inner.connect().await {
+        // With several hosts, one attempt tries each in turn: it fails only
+        // when no host is up and meets `target_session_attrs`, which is what
+        // "down" means for the pool (a failover in progress included).
+        let client = match self.connector.connect().await {
             Ok(client) => {
                 self.health.connected();
                 client
@@ -124,11 +132,12 @@ impl ManageConnection for Manager {
                 return Err(error);
             }
         };
-        self.set_up(client).await
+        Ok(self.set_up(client).await?)
     }
 
-    async fn is_valid(&self, connection: &mut Connection) -> Result<(), tokio_postgres::Error> {
-        connection.client.simple_query("").await.map(|_| ())
+    async fn is_valid(&self, connection: &mut Connection) -> Result<(), ConnectError> {
+        connection.client.simple_query("").await?;
+        Ok(())
     }
 
     fn has_broken(&self, connection: &mut Connection) -> bool {

@@ -2,11 +2,14 @@
 //! PostgreSQL database, and lends a connection for each statement of `sql/`.
 //!
 //! - [`statements`]: the statements and their planning rules.
+//! - [`connect`]: opening a session: several hosts, `target_session_attrs`,
+//!   a counted socket.
 //! - [`connection`]: a connection with its prepared statements; bb8's manager.
 //! - [`pool`]: one pool, exclusive or shared, failing fast during an outage.
 //! - [`shared`]: the shared slots, many requests on one connection.
 //! - [`health`]: whether the database is known to be unreachable.
 
+pub mod connect;
 pub mod connection;
 pub mod health;
 pub mod pool;
@@ -19,6 +22,7 @@ use std::time::Duration;
 
 use bb8::ErrorSink;
 
+pub use connect::{ConnectError, Connector, SessionTarget};
 pub use connection::Connection;
 pub use health::Health;
 pub use pool::{Lease, Pool, PoolMode, PoolOptions};
@@ -55,15 +59,11 @@ impl Database {
     ///
     /// `health` is the process's one view of the database's reachability,
     /// shared by every pool (see `health.rs`).
-    pub fn new(
-        config: tokio_postgres::Config,
-        options: &PoolOptions,
-        health: &Arc<Health>,
-    ) -> Database {
+    pub fn new(connector: Connector, options: &PoolOptions, health: &Arc<Health>) -> Database {
         let per_call_plans = match options.per_call_plans_size() {
             0 => None,
             size => Some(Pool::open(
-                config.clone(),
+                connector.clone(),
                 options,
                 size,
                 Sessions::PerCallPlans,
@@ -72,7 +72,7 @@ impl Database {
         };
         Database {
             main: Pool::open(
-                config,
+                connector,
                 options,
                 options.size,
                 Sessions::Default,
@@ -124,20 +124,17 @@ impl PoolGaugeSource for Database {
 /// database refused it. The client sees a 503; the log gets the reason.
 #[cold]
 pub fn query_failed(error: tokio_postgres::Error) -> ApiError {
-    log_database_error(&error);
+    log_database_error(&ConnectError::Postgres(error));
     ApiError::Unavailable
 }
 
 /// Logs database errors at most once a second, so a database outage under
-/// load does not flood stderr. tokio-postgres errors name the failure, never
+/// load does not flood stderr. They name the failure and the host, never
 /// the password.
-fn log_database_error(error: &tokio_postgres::Error) {
+fn log_database_error(error: &ConnectError) {
     static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
     if log::once_a_second(&LAST_LOGGED) {
-        match std::error::Error::source(error) {
-            Some(cause) => eprintln!("bakeoff: database: {error}: {cause}"),
-            None => eprintln!("bakeoff: database: {error}"),
-        }
+        eprintln!("bakeoff: database: {error}");
     }
 }
 
@@ -145,12 +142,12 @@ fn log_database_error(error: &tokio_postgres::Error) {
 #[derive(Debug, Clone, Copy)]
 struct LogErrors;
 
-impl ErrorSink<tokio_postgres::Error> for LogErrors {
-    fn sink(&self, error: tokio_postgres::Error) {
+impl ErrorSink<ConnectError> for LogErrors {
+    fn sink(&self, error: ConnectError) {
         log_database_error(&error);
     }
 
-    fn boxed_clone(&self) -> Box<dyn ErrorSink<tokio_postgres::Error>> {
+    fn boxed_clone(&self) -> Box<dyn ErrorSink<ConnectError>> {
         Box::new(*self)
     }
 }

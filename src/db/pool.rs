@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bb8::{PooledConnection, RunError};
-use bb8_postgres::PostgresConnectionManager;
-use tokio_postgres::NoTls;
 
+use super::connect::{ConnectError, Connector};
 use super::connection::{Connection, Manager};
 use super::health::Health;
 use super::shared::{SharedConnection, SharedSlots};
@@ -108,7 +107,7 @@ impl Pool {
     /// connection whose socket has closed is noticed without any I/O (the
     /// client's closed flag) when it is lent, and replaced.
     pub fn open(
-        config: tokio_postgres::Config,
+        connector: Connector,
         options: &PoolOptions,
         size: u32,
         sessions: Sessions,
@@ -123,7 +122,7 @@ impl Pool {
             .connection_timeout(options.checkout_timeout)
             .error_sink(Box::new(LogErrors))
             .build_unchecked(Manager {
-                inner: PostgresConnectionManager::new(config, NoTls),
+                connector,
                 prepare: sessions.prepared(options.statements),
                 session_settings: sessions
                     .settings(options.statements, options.statement_timeout.as_millis()),
@@ -245,7 +244,7 @@ async fn sweep(shared: Arc<SharedSlots>) {
 }
 
 #[cold]
-fn unavailable(error: RunError<tokio_postgres::Error>) -> ApiError {
+fn unavailable(error: RunError<ConnectError>) -> ApiError {
     if let RunError::User(error) = error {
         log_database_error(&error);
     }

@@ -120,6 +120,82 @@ impl Cluster {
         Err(last_error)
     }
 
+    /// A hot standby of `primary`, streaming from it: `pg_basebackup -R`
+    /// into a fresh directory, started on a port of its own. Its databases
+    /// are the primary's; it answers reads, refuses writes, and
+    /// `pg_is_in_recovery()` is true until [`Cluster::promote`].
+    pub fn standby_of(primary: &Cluster) -> Result<Cluster, String> {
+        let bin = primary.home.bin.clone();
+        let run_as = run_as()?;
+        let dir = std::env::temp_dir().join(format!(
+            "bakeoff-test-pg-{}-{}",
+            std::process::id(),
+            nanos_now()
+        ));
+        fs::create_dir(&dir).map_err(|error| format!("create {}: {error}", dir.display()))?;
+        spawn::remove_at_exit(dir.clone());
+        if let Some(user) = &run_as {
+            chown(&dir, user)?;
+        }
+        let data = dir.join("data");
+        let mut backup = Command::new(bin.join("pg_basebackup"));
+        backup
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+            .args(["-U", "postgres", "-D"])
+            .arg(&data)
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        as_user(&mut backup, &run_as);
+        let out = spawn::spawn(backup, libc::SIGKILL)
+            .and_then(|child| child.wait_with_output())
+            .map_err(|error| format!("run pg_basebackup: {error}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_basebackup failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let mut last_error = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            match start_postmaster(&bin, &dir, &data, port, &run_as) {
+                Ok(child) => {
+                    return Ok(Cluster {
+                        port,
+                        postmaster: Some(child),
+                        home: Home {
+                            bin,
+                            dir,
+                            data,
+                            run_as,
+                        },
+                    });
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Promotes a standby to a primary, and returns once it is one
+    /// (`pg_promote` waits for the end of recovery).
+    pub fn promote(&self) -> Result<(), String> {
+        let mut client = postgres::Client::connect(&self.conn_string("postgres"), postgres::NoTls)
+            .map_err(|error| format!("connect to the standby: {error}"))?;
+        let promoted: bool = client
+            .query_one("SELECT pg_promote(true, 30)", &[])
+            .map_err(|error| format!("pg_promote: {error}"))?
+            .get(0);
+        match promoted {
+            true => Ok(()),
+            false => Err("pg_promote did not finish in 30 s".to_owned()),
+        }
+    }
+
     /// Stops the postmaster with a "fast" shutdown (SIGINT: every session is
     /// ended, then it exits) and waits, at most 30 s, until it has exited.
     /// For clusters a test owns: the shared fixture's cluster must stay up.

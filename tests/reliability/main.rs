@@ -27,8 +27,10 @@ mod hostile_requests;
 mod slow_clients;
 // Resource limits: file descriptors, backlog, a /fibonacci flood.
 mod resource_limits;
-// Graceful shutdown with requests in flight, and the drain timeout.
+// Graceful shutdown with requests in flight, the drain timeout, the shutdown delay.
 mod shutdown;
+// Failover: a primary and its standby in DATABASE_URL, the standby promoted.
+mod failover;
 // Security: SQL injection, the read-only role, no leaks, a database that stops answering.
 mod security;
 // To the standard of the trusted proxies: bounded heads, shutdown of idle

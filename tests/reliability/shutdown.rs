@@ -1,5 +1,5 @@
-//! Graceful shutdown: requests in flight finish on SIGTERM and SIGINT, and
-//! the drain timeout bounds the wait.
+//! Graceful shutdown: requests in flight finish on SIGTERM and SIGINT, the
+//! drain timeout bounds the wait, and a shutdown delay fails `/readyz` first.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -10,7 +10,8 @@ use testkit::http::Conn;
 
 use crate::KIT;
 use crate::helpers::{
-    backends, figure, lock_contacts, ms, pg_client, serial, timed_get, url_with, wait_for_200,
+    assert_503, backends, figure, lock_contacts, ms, pg_client, serial, timed_get, try_get,
+    url_with, wait_for_200,
 };
 
 /// Waits until a backend of `application_name` waits on a lock.
@@ -186,6 +187,102 @@ fn the_drain_timeout_bounds_the_shutdown() {
         format!(
             "a request held past the 1 s drain timeout: exit 0 {:.0} ms after SIGTERM",
             ms(exited)
+        ),
+    );
+}
+
+/// `SHUTDOWN_DELAY_MS` (readiness, then stop): on SIGTERM `/readyz` answers
+/// 503 at once while everything else is still served, new connections
+/// included, each answer closing its connection (`Connection: close`); once
+/// the delay is over the listener closes and the process exits 0.
+#[test]
+fn a_shutdown_delay_fails_readyz_first_and_keeps_serving_until_it_ends() {
+    let _serial = serial();
+    let delay = Duration::from_millis(2000);
+    let mut server = KIT.start_server(
+        &url_with("shutdown_delay"),
+        &[("SHUTDOWN_DELAY_MS", "2000"), ("POOL_SIZE", "2")],
+    );
+    let addr = server.addr;
+    wait_for_200(addr, "/readyz", Duration::from_secs(10));
+    // A keep-alive connection opened before the signal, as a balancer's.
+    let mut kept = Conn::connect(addr);
+    let before = kept.get("/version");
+    assert_eq!(before.status, 200, "{before}");
+    assert_eq!(before.header("connection"), None, "{before}");
+
+    server.signal(libc::SIGTERM);
+    let signalled = Instant::now();
+    // The signal is handled asynchronously: /readyz turns 503 at once.
+    let readyz_failed = loop {
+        let response =
+            try_get(addr, "/readyz", Duration::from_secs(2)).expect("/readyz during the delay");
+        if response.status == 503 {
+            assert_503("/readyz while draining", &response);
+            break signalled.elapsed();
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_millis(500),
+            "/readyz still {} after the signal",
+            response.status
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    // Everything else is served, on new connections and on the kept one,
+    // and each answer closes its connection.
+    for target in ["/version", "/types", "/contacts/1"] {
+        let response = try_get(addr, target, Duration::from_secs(5))
+            .unwrap_or_else(|error| panic!("{target} during the delay: {error}"));
+        assert_eq!(response.status, 200, "{target}: {response}");
+        assert_eq!(response.header("connection"), Some("close"), "{target}");
+    }
+    let on_kept = kept.get("/version");
+    assert_eq!(on_kept.status, 200, "{on_kept}");
+    assert_eq!(on_kept.header("connection"), Some("close"), "{on_kept}");
+    kept.stream()
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(kept.stream().read(&mut byte), Ok(0)),
+        "the kept connection stayed open after its Connection: close answer"
+    );
+    let served_until = signalled.elapsed();
+    assert!(
+        served_until < delay,
+        "the checks took {served_until:?}, past the {delay:?} delay"
+    );
+
+    // Then the listener closes, and the process exits 0.
+    let refused_after = loop {
+        if TcpStream::connect(addr).is_err() {
+            break signalled.elapsed();
+        }
+        assert!(
+            signalled.elapsed() < delay + Duration::from_secs(5),
+            "still accepting {:?} after the signal",
+            signalled.elapsed()
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        refused_after >= delay,
+        "connections refused {refused_after:?} after the signal, before the {delay:?} delay"
+    );
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("no exit within 10 s");
+    assert_eq!(status.code(), Some(0), "{status}");
+    figure(
+        "shutdown delay",
+        format!(
+            "SHUTDOWN_DELAY_MS=2000: /readyz 503 {:.0} ms after SIGTERM; /version, /types, \
+             /contacts/1 and a kept-alive connection served 200 with Connection: close until \
+             {:.0} ms; connections refused from {:.0} ms; exit 0 {:.0} ms after the signal",
+            ms(readyz_failed),
+            ms(served_until),
+            ms(refused_after),
+            ms(signalled.elapsed())
         ),
     );
 }
