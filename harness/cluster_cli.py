@@ -38,7 +38,8 @@ def cmd_up(options, _argv):
             if state is not None:
                 os.remove(cs.state_path(directory))
     log(
-        f"up: {options.instances} instance(s); state in {directory}; `scripts/cluster.sh down` removes it"
+        f"up: {options.instances} instance(s); state in {directory}; "
+        "`scripts/cluster.sh down` removes it"
     )
     print(deployment.state["front_url"])
     return 0
@@ -74,7 +75,8 @@ def cmd_status(options, _argv):
             extra = f"  patroni {c['patroni_pid']} ({c['patroni_state']}, timeline {c['timeline']})"
         running = "running" if c["running"] else "NOT RUNNING"
         print(
-            f"  {c['name']:<8} {c['role'] or '-':<9} {c['address']:<15} pid {c['pid']} {running}{extra}"
+            f"  {c['name']:<8} {c['role'] or '-':<9} {c['address']:<15} pid {c['pid']} "
+            f"{running}{extra}"
         )
     for server, status in doc["haproxy"].items():
         print(f"  haproxy {server}: {status}")
@@ -93,9 +95,8 @@ def cmd_down(options, _argv):
     ours = [name for name in namespaces + links if hosts.owner_of(name) == state["keeper"]["pid"]]
     if ours:
         raise Fatal(f"still there after down: {' '.join(ours)}")
-    log(
-        f"down: every process stopped, the hosts removed{'' if options.keep_dir else ', ' + directory + ' removed'}"
-    )
+    removed = "" if options.keep_dir else f", {directory} removed"
+    log(f"down: every process stopped, the hosts removed{removed}")
     return 0
 
 

@@ -172,8 +172,9 @@ def haproxy_cfg(plan, settings, socket_path, error_503_path):
             "    option httpchk",
             f"    http-check send meth GET uri {path} ver HTTP/1.1 hdr Host front",
             "    http-check expect status 200",
-            f"    default-server inter {_ms(s.check_inter_ms)} fastinter {_ms(s.check_fastinter_ms)}"
-            f" downinter {_ms(s.check_inter_ms)} fall {s.check_fall} rise {s.check_rise}",
+            f"    default-server inter {_ms(s.check_inter_ms)}"
+            f" fastinter {_ms(s.check_fastinter_ms)} downinter {_ms(s.check_inter_ms)}"
+            f" fall {s.check_fall} rise {s.check_rise}",
         ]
         for host in plan.app_hosts:
             lines.append(f"    server {host} {plan.address(host)}:{HTTP_PORT} check")
@@ -193,8 +194,9 @@ def haproxy_cfg(plan, settings, socket_path, error_503_path):
         "    timeout server 30m",
         "    option httpchk OPTIONS /primary",
         "    http-check expect status 200",
-        f"    default-server inter {_ms(s.primary_inter_ms)} fastinter {_ms(s.primary_downinter_ms)}"
-        f" downinter {_ms(s.primary_downinter_ms)} fall {s.primary_fall} rise {s.primary_rise}"
+        f"    default-server inter {_ms(s.primary_inter_ms)}"
+        f" fastinter {_ms(s.primary_downinter_ms)} downinter {_ms(s.primary_downinter_ms)}"
+        f" fall {s.primary_fall} rise {s.primary_rise}"
         " on-marked-down shutdown-sessions",
     ]
     for host in plan.db_hosts:
@@ -378,5 +380,5 @@ def link_argv(binary, plan, node, rtt_ms):
         "--upstream",
         f"127.0.0.1:{PG_PORT}",
         "--delay-ms",
-        str(rtt_ms / 2),
+        f"{rtt_ms / 2:g}",
     ]

@@ -38,7 +38,8 @@ from harness.tools import Fatal, log, warn
 
 TESTS = ("rolling", "kill", "failover", "standby", "pooler")
 READY_LINE = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[\d+\] LOG:  database system is ready to accept"
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[\d+\] "
+    r"LOG:  database system is ready to accept connections"
 )
 
 

@@ -73,7 +73,8 @@ def prepare_dir(directory):
         if cs.is_alive(state.get("keeper")):
             raise Fatal(
                 f"a deployment is already up in {directory} (front {state['front_url']}); "
-                "run `scripts/cluster.sh down` first, or set BAKEOFF_CLUSTER_DIR to another directory"
+                "run `scripts/cluster.sh down` first, or set BAKEOFF_CLUSTER_DIR to another "
+                "directory"
             )
         warn(f"the deployment in {directory} died without `down`: removing what is left of it")
         remove(directory, state)
