@@ -96,6 +96,7 @@ class Deployment:
             instances=state["instances"],
             state_dir=directory,
             rtt_ms=state["rtt_ms"],
+            db_path=state.get("db_path", "pooler"),
         )
 
     @property
@@ -376,9 +377,11 @@ class Deployment:
         )
         return result.returncode == 0
 
-    def start_instance(self, host):
+    def start_instance(self, host, db_path=None):
         binary = self.state["binary"]
-        env = config.instance_env(self.plan, self.settings, host, self.state["shutdown_delay"])
+        env = config.instance_env(
+            self.plan, self.settings, host, self.state["shutdown_delay"], db_path
+        )
         self.spawn(host, "instance", host, [binary, "serve"], env=env, port=config.HTTP_PORT)
         url = self.hosts[host].url(config.HTTP_PORT, "/readyz")
         wait_for(

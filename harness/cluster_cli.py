@@ -146,6 +146,13 @@ def add_deployment_options(parser, instances=2):
         default=0,
         help="round trip added before PostgreSQL (bakeoff-link; 0: none)",
     )
+    add(
+        "--db-path",
+        choices=("pooler", "direct"),
+        default="pooler",
+        help="instances reach PostgreSQL through PgBouncer (default), or directly: "
+        "both nodes with target_session_attrs=primary",
+    )
     add("--contacts", type=positive_int, default=10000, help="contacts to seed (default 10000)")
     add("--binary", help="the bakeoff binary (default: target/release/bakeoff, built)")
     add("--no-build", action="store_true", help="do not run cargo build")

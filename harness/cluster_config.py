@@ -97,6 +97,10 @@ class Plan:
     instances: int
     state_dir: str
     rtt_ms: int = 0
+    # "pooler": instances → PgBouncer → HAProxy's primary port; "direct":
+    # instances → both nodes, target_session_attrs=primary (the server
+    # finds the primary itself).
+    db_path: str = "pooler"
 
     def address(self, host):
         return self.addresses[host]
@@ -118,9 +122,11 @@ class Plan:
         return f"http://{self.address('front')}:{HTTP_PORT}"
 
 
-def host_names(instances):
-    """Every host of a deployment of N instances, in the order they are made."""
-    return ["dcs", "db1", "db2", "pooler", "front"] + [f"app{i}" for i in range(1, instances + 1)]
+def host_names(instances, extra=()):
+    """Every host of a deployment of N instances, in the order they are made
+    (extra: more hosts, for a measurement's own instance)."""
+    apps = [f"app{i}" for i in range(1, instances + 1)]
+    return ["dcs", "db1", "db2", "pooler", "front", *apps, *extra]
 
 
 def _ms(value):
@@ -352,15 +358,24 @@ def etcd_argv(plan, data_dir):
     ]
 
 
-def instance_env(plan, settings, host, shutdown_delay):
+def database_url(plan, db_path):
+    """An instance's DATABASE_URL: PgBouncer, or both nodes in libpq's
+    multi-host syntax with the primary as the target."""
+    if db_path == "pooler":
+        return f"postgresql://{APP_USER}@{plan.address('pooler')}:{POOLER_PORT}/{DATABASE}"
+    nodes = ",".join(f"{plan.address(node)}:{plan.pg_client_port()}" for node in plan.db_hosts)
+    return f"postgresql://{APP_USER}@{nodes}/{DATABASE}?target_session_attrs=primary"
+
+
+def instance_env(plan, settings, host, shutdown_delay, db_path=None):
     """The environment of one reference instance (docs/CLI.md): through
-    PgBouncer in transaction mode, so unnamed statements."""
+    PgBouncer in transaction mode, so unnamed statements; or straight to
+    the primary, with statements prepared once per session."""
+    db_path = db_path or plan.db_path
     env = {
         "BIND": f"{plan.address(host)}:{HTTP_PORT}",
-        "DATABASE_URL": (
-            f"postgresql://{APP_USER}@{plan.address('pooler')}:{POOLER_PORT}/{DATABASE}"
-        ),
-        "STATEMENTS": "unnamed",
+        "DATABASE_URL": database_url(plan, db_path),
+        "STATEMENTS": "unnamed" if db_path == "pooler" else "prepared",
         "WORKER_THREADS": str(settings.instance_workers),
         "POOL_SIZE": str(settings.instance_pool_size),
         "DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),

@@ -335,6 +335,9 @@ def cmd_test(options, argv):
         options.rate = options.rate or 300.0
         options.settle = 5.0 if options.settle is None else options.settle
         options.pooler_down_s = options.pooler_down_s or 3.0
+    if options.db_path == "direct" and "pooler" in selected:
+        selected.remove("pooler")
+        warn("--db-path direct: PgBouncer is not in the instances' path, so no pooler test")
     binary = cluster_up.resolve_binary(options)
     directory = tempfile.mkdtemp(prefix="bakeoff-cluster-test-")
     cleanup = tools.Cleanup()

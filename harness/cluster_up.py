@@ -88,9 +88,9 @@ def prepare_dir(directory):
         file.write("a bakeoff deployment's state (harness/cluster_cli.py)\n")
 
 
-def bring_up(directory, options, binary, cleanup, settings=config.DEFAULTS):
+def bring_up(directory, options, binary, cleanup, settings=config.DEFAULTS, extra_hosts=()):
     """Every part, in dependency order. Everything is undone by `cleanup`
-    unless the caller detaches it (up)."""
+    unless the caller detaches it (up). extra_hosts are made, left empty."""
     ensure_packages()
     prepare_dir(directory)
     keeper = subprocess.Popen(
@@ -105,7 +105,7 @@ def bring_up(directory, options, binary, cleanup, settings=config.DEFAULTS):
         network = hosts.Network(cleanup, owner=keeper.pid)
     except hosts.Unavailable as reason:
         raise Fatal(f"the deployment needs network namespaces: {reason}") from None
-    for name in config.host_names(options.instances):
+    for name in config.host_names(options.instances, extra_hosts):
         network.add(name)
     # A deployment removed by its cleanup (test, cost, a failed up) is killed
     # outright, before the network's close (which warns about leftovers).
@@ -119,6 +119,7 @@ def bring_up(directory, options, binary, cleanup, settings=config.DEFAULTS):
         "network": network.record(),
         "instances": options.instances,
         "rtt_ms": options.rtt_ms,
+        "db_path": options.db_path,
         "binary": binary,
         "shutdown_delay": supports_shutdown_delay(binary),
         "front_url": f"http://{addresses['front']}:{config.HTTP_PORT}",

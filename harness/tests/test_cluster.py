@@ -127,6 +127,17 @@ class ConfigTests(unittest.TestCase):
         self.assertGreater(int(env["SHUTDOWN_DELAY_MS"]), detection)
         self.assertNotIn("SHUTDOWN_DELAY_MS", config.instance_env(plan(), s, "app1", False))
 
+    def test_direct_instances_find_the_primary_themselves(self):
+        env = config.instance_env(plan(db_path="direct"), config.DEFAULTS, "app1", True)
+        self.assertEqual(
+            env["DATABASE_URL"],
+            "postgresql://bakeoff_reader@10.213.9.3:5432,10.213.9.4:5432/bakeoff"
+            "?target_session_attrs=primary",
+        )
+        self.assertEqual(env["STATEMENTS"], "prepared")
+        env = config.instance_env(plan(db_path="direct", rtt_ms=4), config.DEFAULTS, "app1", True)
+        self.assertIn("10.213.9.3:5433,10.213.9.4:5433", env["DATABASE_URL"])
+
     def test_etcd_listens_on_its_host_and_loopback(self):
         argv = config.etcd_argv(plan(), "/d/etcd")
         self.assertIn("http://10.213.9.2:2379,http://127.0.0.1:2379", argv)
