@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 
-from harness import cluster_faults, hosts, tools
+from harness import cluster_cost, cluster_faults, hosts, tools
 from harness import cluster_state as cs
 from harness.cluster import Deployment
 from harness.cluster_up import bring_up, remove, resolve_binary
@@ -121,6 +121,7 @@ def add_parser(sub, _prog=None):
     down.add_argument("--keep-dir", action="store_true", help="keep the state directory (logs)")
     down.set_defaults(func=cmd_down)
     cluster_faults.add_parsers(actions, add_deployment_options)
+    cluster_cost.add_parser(actions, add_deployment_options)
 
 
 def positive_int(text):

@@ -20,6 +20,7 @@ Each reports sent / 200 / 503 / failed / wrong / longest gap without a 200
 command exit 1. --quick is CI's form (a lower rate, shorter settles).
 """
 
+import argparse
 import os
 import re
 import shutil
@@ -380,7 +381,10 @@ def cmd_test(options, argv):
 
 def add_parsers(actions, add_deployment_options):
     test = actions.add_parser(
-        "test", help="the five failure tests under load (their own deployment)", description=__doc__
+        "test",
+        help="the five failure tests under load (their own deployment)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_deployment_options(test)
     add = test.add_argument
