@@ -21,6 +21,7 @@ command exit 1. --quick is CI's form (a lower rate, shorter settles).
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -29,7 +30,6 @@ import socket
 import tempfile
 import threading
 import time
-from types import SimpleNamespace
 
 from harness import cluster_config as config
 from harness import cluster_report as report
@@ -109,7 +109,7 @@ class FaultTests:
             "summary": summary,
             "events_s": report.relative(events, load.started),
             "figures": figures(answers) if callable(figures) else figures,
-            "anomalies": report.anomalies(answers, load.started),
+            "anomalies": report.anomaly_runs(answers, load.started),
         }
         result["checks"] = checks(summary, answers)
         result["checks"].update(
@@ -323,37 +323,47 @@ def _diff(later, earlier):
     return round(later - earlier, 3)
 
 
+def apply_defaults(options, selected):
+    """--quick's and the full form's defaults, where not given."""
+    quick = options.quick
+    if options.rate is None:
+        options.rate = 200.0 if quick else 1000.0
+    if options.settle is None:
+        options.settle = 2.0 if quick else 5.0
+    if options.pooler_down_s is None:
+        options.pooler_down_s = 1.0 if quick else 3.0
+    if options.rounds is None:
+        options.rounds = 1 if quick else 3
+    if options.db_path == "direct" and "pooler" in selected:
+        selected.remove("pooler")
+        warn("--db-path direct: PgBouncer is not in the instances' path, so no pooler test")
+
+
 def cmd_test(options, argv):
     selected = options.only.split(",") if options.only else list(TESTS)
     unknown = [name for name in selected if name not in TESTS]
     if unknown:
         raise Fatal(f"unknown test(s) {', '.join(unknown)}; the tests: {', '.join(TESTS)}")
-    if options.quick:
-        options.rate = options.rate or 100.0
-        options.settle = 2.0 if options.settle is None else options.settle
-        options.pooler_down_s = options.pooler_down_s or 1.0
-    else:
-        options.rate = options.rate or 300.0
-        options.settle = 5.0 if options.settle is None else options.settle
-        options.pooler_down_s = options.pooler_down_s or 3.0
-    if options.db_path == "direct" and "pooler" in selected:
-        selected.remove("pooler")
-        warn("--db-path direct: PgBouncer is not in the instances' path, so no pooler test")
+    apply_defaults(options, selected)
     binary = cluster_up.resolve_binary(options)
     directory = tempfile.mkdtemp(prefix="bakeoff-cluster-test-")
     cleanup = tools.Cleanup()
-    started = time.monotonic()
-    results, passed = [], False
+    started, load_before = time.monotonic(), os.getloadavg()
+    results, passed, meta = [], False, {}
     try:
         deployment, _ = cluster_up.bring_up(directory, options, binary, cleanup)
         if options.drain == "auto":
             options.drain = "readyz" if deployment.state["shutdown_delay"] else "lb"
+        meta = cluster_up.describe(deployment)
         primary = deployment.primary()
         expected = Expected.from_database(deployment.db_url(primary))
         log(f"{len(expected.bodies)} expected bodies read from the tables on {primary}")
         tests = FaultTests(deployment, expected, options)
-        for name in selected:
-            results.append(getattr(tests, name)())
+        for run in range(1, options.rounds + 1):
+            for name in selected:
+                result = getattr(tests, name)()
+                result["round"] = run
+                results.append(result)
         passed = all(all(result["checks"].values()) for result in results)
     finally:
         cleanup.run()
@@ -362,20 +372,39 @@ def cmd_test(options, argv):
         else:
             warn(f"logs of the deployment kept in {directory}")
     elapsed = time.monotonic() - started
+    command = tools.quote_command(["scripts/cluster.sh", *argv])
     print(report.table(results))
-    meta = SimpleNamespace(rate=options.rate, settle=options.settle, drain=options.drain)
+    if options.rounds > 1:
+        print("\nAcross the rounds, median (min–max):\n")
+        print(report.across_rounds(results))
     print(
         f"\n{len(results)} test(s) in {tools.fmt_duration(elapsed)}; "
-        f"{meta.rate:g} req/s offered, {meta.settle:g} s of load before and after each fault, "
-        f"drain: {meta.drain}; command: {tools.quote_command(['scripts/cluster.sh', *argv])}"
+        f"{options.rate:g} req/s offered, {options.settle:g} s of load before and after each "
+        f"fault, drain: {options.drain}, "
+        f"database path: {options.db_path}; load average {load_before[0]:.1f} at the start; "
+        f"command: {command}"
     )
-    if options.out:
-        import json
-
-        with open(options.out, "w", encoding="utf-8") as file:
-            json.dump(
-                {"command": argv, "elapsed_s": round(elapsed), "results": results}, file, indent=2
-            )
+    out = options.out
+    if out is None and not options.quick:
+        commit, dirty = tools.git_state()
+        out = tools.result_path("cluster", "faults", commit, dirty)
+    if out:
+        document = {
+            "kind": "cluster-faults",
+            "command": command,
+            "elapsed_s": round(elapsed),
+            "load_average_at_start": load_before,
+            "options": {
+                key: getattr(options, key)
+                for key in ("rate", "settle", "rounds", "drain", "db_path", "instances", "timeout")
+            },
+            **meta,
+            "results": results,
+        }
+        with open(out, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=1)
+            file.write("\n")
+        log(f"results: {os.path.relpath(out)}")
     return 0 if passed else 1
 
 
@@ -389,10 +418,13 @@ def add_parsers(actions, add_deployment_options):
     add_deployment_options(test)
     add = test.add_argument
     add(
-        "--quick", action="store_true", help="CI's form: 100 req/s, 2 s settles, PgBouncer down 1 s"
+        "--quick",
+        action="store_true",
+        help="CI's form: 200 req/s, 2 s settles, PgBouncer down 1 s, one round, no results file",
     )
+    add("--rounds", type=int, help="times each test runs (default 3; --quick 1)")
     add("--only", default="", metavar="T[,T...]", help=f"some of: {','.join(TESTS)}")
-    add("--rate", type=float, help="requests per second offered (default 300; --quick 100)")
+    add("--rate", type=float, help="requests per second offered (default 1000; --quick 200)")
     add("--settle", type=float, help="seconds of load before and after each fault (default 5)")
     add("--timeout", type=float, default=2.0, help="a request's deadline from its due time (2 s)")
     add("--pooler-down-s", type=float, help="how long PgBouncer stays down (default 3; --quick 1)")
@@ -403,6 +435,6 @@ def add_parsers(actions, add_deployment_options):
         help="rolling restart: readyz (the server fails /readyz after SIGTERM), lb (HAProxy's "
         "drain state first), none (SIGTERM only); auto: readyz when the server can",
     )
-    add("--out", help="write the results as JSON to this file")
+    add("--out", help="the results file (default: results/<date>-<commit>-cluster-faults.json)")
     add("--keep", action="store_true", help="keep the deployment's logs (kept anyway on a failure)")
     test.set_defaults(func=cmd_test)

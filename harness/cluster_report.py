@@ -6,6 +6,7 @@ else, the longest gap without a 200, and each test's own figures.
 
 import json
 import math
+import statistics
 
 
 def percentile(values, fraction):
@@ -58,17 +59,27 @@ def summarize(answers, start, end):
     }
 
 
-def anomalies(answers, start, limit=300):
-    """Every answer but an expected 200 (the first `limit`), as [seconds
-    since start of its due time, status, latency ms, error]: the timeline
-    of an outage, for the results file."""
-    out = []
-    for a in answers:
-        if not a.ok and len(out) < limit:
-            out.append(
-                [round(a.intended - start, 3), a.status, round(a.latency * 1000, 1), a.error]
-            )
-    return out
+def anomaly_runs(answers, start, limit=200):
+    """The timeline of everything but expected 200s, compact for the results
+    file: runs of consecutive answers (in due order) with one outcome, as
+    [first due s, last due s, status (200: a wrong body), count, max
+    latency ms, error]."""
+    runs = []
+    for a in sorted(answers, key=lambda a: a.intended):
+        if a.ok:
+            if runs and runs[-1] is not None:
+                runs.append(None)  # an expected 200 ends a run
+            continue
+        key = (a.status, a.error.split(" ")[0])
+        last = runs[-1] if runs else None
+        if last is not None and (last[2], last[5]) == key:
+            last[1] = round(a.intended - start, 3)
+            last[3] += 1
+            last[4] = max(last[4], round(a.latency * 1000, 1))
+        else:
+            due = round(a.intended - start, 3)
+            runs.append([due, due, key[0], 1, round(a.latency * 1000, 1), key[1]])
+    return [run for run in runs if run is not None][:limit]
 
 
 def first_ok_after(answers, moment):
@@ -112,17 +123,52 @@ def table(results):
         "| " + " | ".join("---" if key == "test" else "---:" for key, _ in COLUMNS) + " |",
     ]
     for result in results:
-        row = dict(result["summary"], test=result["test"], verdict=verdict_text(result))
+        name = result["test"] + (f" #{result['round']}" if result.get("round", 1) > 1 else "")
+        row = dict(result["summary"], test=name, verdict=verdict_text(result))
         lines.append("| " + " | ".join(_cell(row.get(key)) for key, _ in COLUMNS) + " |")
     lines.append("")
     for result in results:
         figures = ", ".join(f"{key} {_cell(value)}" for key, value in result["figures"].items())
-        lines.append(f"- **{result['test']}**: {figures}")
+        round_text = f" #{result['round']}" if result.get("round", 1) > 1 else ""
+        lines.append(f"- **{result['test']}{round_text}**: {figures}")
         for check, passed in result["checks"].items():
             lines.append(f"  - {'pass' if passed else 'FAIL'}: {check}")
         if result["summary"]["errors"]:
             lines.append(f"  - errors seen: {'; '.join(result['summary']['errors'])}")
     return "\n".join(lines)
+
+
+def across_rounds(results):
+    """Markdown: per test, each figure's median (min–max) over the rounds."""
+    by_test = {}
+    for result in results:
+        by_test.setdefault(result["test"], []).append(result)
+    keys = ("sent", "ok", "unavailable", "failed", "longest_gap_s", "ok_p99_ms")
+    lines = [
+        "| test | rounds | " + " | ".join(keys) + " | the test's own figures |",
+        "| --- | ---: |" + " ---: |" * len(keys) + " --- |",
+    ]
+    for test, rounds in by_test.items():
+        cells = [spread([r["summary"][key] for r in rounds]) for key in keys]
+        own = []
+        for key, value in rounds[0]["figures"].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                own.append(f"{key} {spread([r['figures'].get(key) for r in rounds])}")
+        passed = sum(all(r["checks"].values()) for r in rounds)
+        row = " | ".join(cells)
+        lines.append(f"| {test} | {passed}/{len(rounds)} pass | {row} | {'; '.join(own)} |")
+    return "\n".join(lines)
+
+
+def spread(values):
+    """'median (min–max)' of the values that are there."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    middle = statistics.median(values)
+    if len(values) == 1:
+        return _cell(middle)
+    return f"{_cell(middle)} ({_cell(min(values))}–{_cell(max(values))})"
 
 
 def verdict_text(result):

@@ -179,3 +179,22 @@ def remove(directory, state, keep_dir=False):
         os.kill(keeper["pid"], signal.SIGKILL)
     if not keep_dir and os.path.exists(os.path.join(directory, MARKER)):
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def describe(deployment):
+    """What a results file records of a deployment: versions, settings,
+    the machine."""
+    first_line = tools.first_line
+    return {
+        "versions": {
+            "haproxy": first_line([tools.need_tool("haproxy"), "-v"]),
+            "pgbouncer": first_line([tools.need_tool("pgbouncer"), "--version"]),
+            "patroni": first_line([tools.need_tool("patroni"), "--version"]),
+            "etcd": first_line([tools.need_tool("etcd"), "--version"]),
+            "postgres": first_line([os.path.join(tools.pg_bindir(), "postgres"), "--version"]),
+            "bakeoff": first_line([deployment.state["binary"], "--version"]),
+        },
+        "commit": tools.git_state()[0],
+        "settings": deployment.state["settings"],
+        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+    }

@@ -325,7 +325,19 @@ class ReportTests(unittest.TestCase):
         self.assertIsNone(report.first_ok_after(answers, 1.2))
         self.assertEqual(report.outside(answers, 503, 0.0, 0.1), 1)
         self.assertEqual(report.outside(answers, 503, 0.1, 0.3), 0)
-        self.assertEqual(len(report.anomalies(answers, 0.0)), 4)
+        self.assertEqual(
+            report.anomaly_runs(answers, 0.0),
+            [
+                [0.1, 0.1, 200, 1, 10.0, ""],
+                [0.2, 0.2, 503, 1, 2.0, ""],
+                [0.3, 0.3, 0, 1, 2000.0, "TimeoutError"],
+                [0.4, 0.4, 404, 1, 10.0, ""],
+            ],
+        )
+        runs = report.anomaly_runs([answer(t / 10, 503) for t in range(5)] + [answer(1, 200)], 0)
+        self.assertEqual(runs, [[0.0, 0.4, 503, 5, 10.0, ""]])
+        self.assertEqual(report.spread([3, 1, 2]), "2 (1–3)")
+        self.assertEqual(report.spread([None, 4.5]), "4.5")
 
     def test_table(self):
         result = {
