@@ -91,7 +91,7 @@ def capacity(url, seconds):
 
 
 def cmd_cost(options, argv):
-    rate = options.rate or (150.0 if options.quick else 300.0)
+    rate = options.rate or (150.0 if options.quick else 500.0)
     seconds = options.duration or (4 if options.quick else 15)
     runs = options.runs or (1 if options.quick else 3)
     binary = cluster_up.resolve_binary(options)
@@ -197,7 +197,7 @@ def add_parser(actions, add_deployment_options):
     add_deployment_options(cost)
     add = cost.add_argument
     add("--quick", action="store_true", help="150 req/s, 4 s windows, 1 round")
-    add("--rate", type=float, help="requests per second (default 300)")
+    add("--rate", type=float, help="requests per second (default 500)")
     add("--duration", type=int, help="seconds per window (default 15)")
     add("--runs", type=int, help="rounds (default 3)")
     add("--timeout", type=float, default=2.0, help="a request's deadline (2 s)")
