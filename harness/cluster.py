@@ -78,10 +78,12 @@ def supports_shutdown_delay(binary):
 class Deployment:
     """A deployment in its state directory; starts and stops its parts."""
 
-    def __init__(self, directory, state, settings=config.DEFAULTS):
+    def __init__(self, directory, state, settings=None):
         self.dir = directory
         self.state = state
-        self.settings = settings
+        if settings is None and "settings" in state:
+            settings = config.Settings(**state["settings"])
+        self.settings = settings or config.DEFAULTS
         self.children = {}  # name → Popen, for the processes this one started
         record = state["network"]
         self.hosts = {

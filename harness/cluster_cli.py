@@ -155,5 +155,13 @@ def add_deployment_options(parser, instances=2):
         "both nodes with target_session_attrs=primary",
     )
     add("--contacts", type=positive_int, default=10000, help="contacts to seed (default 10000)")
+    add(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a setting of harness/cluster_config.py's Settings (repeatable), "
+        "e.g. --set ttl_s=20 --set query_wait_timeout_s=5",
+    )
     add("--binary", help="the bakeoff binary (default: target/release/bakeoff, built)")
     add("--no-build", action="store_true", help="do not run cargo build")

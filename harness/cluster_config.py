@@ -49,7 +49,12 @@ class Settings:
     # An idempotent GET that met a refused or reset connection, or no answer,
     # is sent again, to another instance (redispatch on every retry).
     retries: int = 3
+    redispatch: bool = True
     retry_on: str = "conn-failure empty-response junk-response response-timeout"
+    # When no instance is ready, send the traffic to the live ones (their own
+    # 503, and 200 the moment the database is back) rather than answer
+    # HAProxy's 503 until a check rises.
+    live_fallback: bool = True
     timeout_connect_ms: int = 1000
     timeout_server_ms: int = 5000
     # HAProxy, the primary: a down server is checked every 200 ms, up after
@@ -58,6 +63,9 @@ class Settings:
     primary_downinter_ms: int = 200
     primary_fall: int = 2
     primary_rise: int = 1
+    # No retry on the primary's port: HAProxy waits up to a second before
+    # each, while PgBouncer holds its clients.
+    primary_retries: int = 0
     # Patroni: the leader key lives ttl seconds unless renewed; a dead
     # primary is replaced within about ttl. loop_wait + 2 x retry_timeout
     # must stay within ttl.
@@ -86,6 +94,31 @@ class Settings:
 
 
 DEFAULTS = Settings()
+
+
+def parse_settings(pairs):
+    """Settings from `--set KEY=VALUE` words (each converted to its field's
+    type), checked against the rules the parts impose."""
+    changes = {}
+    fields = {field.name: field for field in dataclasses.fields(Settings)}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set {pair}: expected KEY=VALUE, KEY one of {', '.join(fields)}")
+        kind = type(getattr(DEFAULTS, key))
+        if kind is bool:
+            if value not in ("true", "false"):
+                raise ValueError(f"--set {pair}: true or false")
+            changes[key] = value == "true"
+        else:
+            try:
+                changes[key] = kind(value)
+            except ValueError:
+                raise ValueError(f"--set {pair}: not a {kind.__name__}") from None
+    settings = dataclasses.replace(DEFAULTS, **changes)
+    if settings.loop_wait_s + 2 * settings.retry_timeout_s > settings.ttl_s:
+        raise ValueError("Patroni needs loop_wait_s + 2 x retry_timeout_s <= ttl_s")
+    return settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +190,7 @@ def haproxy_cfg(plan, settings, socket_path, error_503_path):
         "    timeout queue 2s",
         "    timeout check 2s",
         f"    retries {s.retries}",
-        "    option redispatch 1",
+        "    option redispatch 1" if s.redispatch else "    no option redispatch",
         f"    retry-on {s.retry_on}",
         f"    errorfile 503 {error_503_path}",
         "",
@@ -167,9 +200,14 @@ def haproxy_cfg(plan, settings, socket_path, error_503_path):
         "    # which is what a database outage does to all at once, the live ones",
         "    # (/healthz) answer: their own fast 503 with Retry-After, and a 200",
         "    # the moment the database is back, before a check could rise.",
-        "    use_backend instances if { nbsrv(instances) gt 0 }",
-        "    default_backend live",
     ]
+    if s.live_fallback:
+        lines += [
+            "    use_backend instances if { nbsrv(instances) gt 0 }",
+            "    default_backend live",
+        ]
+    else:
+        lines += ["    default_backend instances"]
     for backend, path in (("instances", "/readyz"), ("live", "/healthz")):
         lines += [
             "",
@@ -195,7 +233,7 @@ def haproxy_cfg(plan, settings, socket_path, error_503_path):
         "    # No retry: HAProxy waits up to a second before each, while PgBouncer",
         "    # holds its clients; failing at once lets PgBouncer fail them fast",
         "    # and try again after server_login_retry.",
-        "    retries 0",
+        f"    retries {s.primary_retries}",
         "    timeout client 30m",
         "    timeout server 30m",
         "    option httpchk OPTIONS /primary",
@@ -380,7 +418,7 @@ def instance_env(plan, settings, host, shutdown_delay, db_path=None):
         "POOL_SIZE": str(settings.instance_pool_size),
         "DRAIN_TIMEOUT_S": str(settings.drain_timeout_s),
     }
-    if shutdown_delay:
+    if shutdown_delay and settings.shutdown_delay_ms:
         env["SHUTDOWN_DELAY_MS"] = str(settings.shutdown_delay_ms)
     return env
 

@@ -353,7 +353,8 @@ def cmd_test(options, argv):
     try:
         deployment, _ = cluster_up.bring_up(directory, options, binary, cleanup)
         if options.drain == "auto":
-            options.drain = "readyz" if deployment.state["shutdown_delay"] else "lb"
+            delay = deployment.state["shutdown_delay"] and deployment.settings.shutdown_delay_ms
+            options.drain = "readyz" if delay else "lb"
         meta = cluster_up.describe(deployment)
         primary = deployment.primary()
         expected = Expected.from_database(deployment.db_url(primary))

@@ -88,9 +88,14 @@ def prepare_dir(directory):
         file.write("a bakeoff deployment's state (harness/cluster_cli.py)\n")
 
 
-def bring_up(directory, options, binary, cleanup, settings=config.DEFAULTS, extra_hosts=()):
-    """Every part, in dependency order. Everything is undone by `cleanup`
-    unless the caller detaches it (up). extra_hosts are made, left empty."""
+def bring_up(directory, options, binary, cleanup, extra_hosts=()):
+    """Every part, in dependency order, with the settings of options.set.
+    Everything is undone by `cleanup` unless the caller detaches it (up).
+    extra_hosts are made, left empty."""
+    try:
+        settings = config.parse_settings(options.set)
+    except ValueError as error:
+        raise Fatal(str(error)) from None
     ensure_packages()
     prepare_dir(directory)
     keeper = subprocess.Popen(

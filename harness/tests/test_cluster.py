@@ -138,6 +138,25 @@ class ConfigTests(unittest.TestCase):
         env = config.instance_env(plan(db_path="direct", rtt_ms=4), config.DEFAULTS, "app1", True)
         self.assertIn("10.213.9.3:5433,10.213.9.4:5433", env["DATABASE_URL"])
 
+    def test_settings_from_the_command_line(self):
+        settings = config.parse_settings(["ttl_s=20", "query_wait_timeout_s=5", "redispatch=false"])
+        self.assertEqual((settings.ttl_s, settings.query_wait_timeout_s), (20, 5.0))
+        self.assertFalse(settings.redispatch)
+        self.assertEqual(config.parse_settings([]), config.DEFAULTS)
+        for bad in (["ttl"], ["nosuch=1"], ["ttl_s=x"], ["redispatch=yes"], ["ttl_s=5"]):
+            with self.assertRaises(ValueError, msg=bad):
+                config.parse_settings(bad)
+        cfg = config.haproxy_cfg(
+            plan(),
+            config.parse_settings(["live_fallback=false", "redispatch=false", "primary_retries=3"]),
+            "/s",
+            "/e",
+        )
+        self.assertIn("    default_backend instances\n", cfg)
+        self.assertNotIn("nbsrv", cfg)
+        self.assertIn("    no option redispatch\n", cfg)
+        self.assertIn("    retries 3\n", cfg)
+
     def test_etcd_listens_on_its_host_and_loopback(self):
         argv = config.etcd_argv(plan(), "/d/etcd")
         self.assertIn("http://10.213.9.2:2379,http://127.0.0.1:2379", argv)
