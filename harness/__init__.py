@@ -37,5 +37,22 @@ The commands built on those (each was a bash script, now a thin entry point):
 - flamegraph.py: `flamegraph` (scripts/flamegraph.sh), perf and inferno.
 - plans.py: `starts-plans` (scripts/starts_plans.sh), fresh against primed.
 
+The deployment past one machine (scripts/cluster.sh, `cluster`):
+
+- hosts.py: each component on a host of its own, a network namespace with
+  its own address on a bridge; removed at exit, stale ones of dead runs too.
+- cluster_config.py: the plan (who runs where) and the settings; HAProxy's,
+  Patroni's, PgBouncer's and etcd's configuration, as pure functions.
+- cluster_state.py: the state directory's state.json, and the status
+  document with the roles Patroni reports.
+- cluster.py: a Deployment: its parts started, stopped and killed on their
+  hosts; HAProxy's runtime API; Patroni's REST API.
+- cluster_up.py: bringing a deployment up in order, and taking it down.
+- cluster_cli.py: `cluster up | status | down`, and the parser of all five.
+- cluster_load.py: the open-loop client that checks every body against the
+  tables; cluster_report.py: the failure report's arithmetic.
+- cluster_faults.py: `cluster test`, the five failure tests under load.
+- cluster_cost.py: `cluster cost`, what HAProxy and PgBouncer cost.
+
 Standard library only, except charts.py (matplotlib, optional).
 """

@@ -143,7 +143,16 @@ def across_rounds(results):
     by_test = {}
     for result in results:
         by_test.setdefault(result["test"], []).append(result)
-    keys = ("sent", "ok", "unavailable", "failed", "longest_gap_s", "ok_p99_ms")
+    keys = (
+        "sent",
+        "ok",
+        "unavailable",
+        "failed",
+        "longest_gap_s",
+        "ok_p99_ms",
+        "unavailable_p50_ms",
+        "unavailable_max_ms",
+    )
     lines = [
         "| test | rounds | " + " | ".join(keys) + " | the test's own figures |",
         "| --- | ---: |" + " ---: |" * len(keys) + " --- |",
