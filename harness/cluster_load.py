@@ -139,6 +139,11 @@ class Expected:
         return rng.choice(self.contact_paths)
 
 
+# Idle connections older than this are closed, not reused (HAProxy keeps an
+# idle client connection for 10 s).
+IDLE_LIMIT_S = 5.0
+
+
 class ProtocolError(Exception):
     pass
 
@@ -227,19 +232,33 @@ class OpenLoop:
         self.stopped = time.monotonic()
         if tasks:
             await asyncio.wait(tasks, timeout=self.timeout + 5)
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
+
+    def _take_idle(self):
+        """The most recently used idle connection that is not too old: a
+        connection idle for longer than the front keeps it (HAProxy's
+        `timeout http-keep-alive`, 10 s) may be closed while the request is
+        sent on it, and its request lost (seen: a few failed requests, each
+        on a connection reused 10 s after its last answer). Every HTTP client
+        must keep its idle timeout below the server's."""
+        now = time.monotonic()
+        while self._idle:
+            reader, writer, since = self._idle.pop()
+            if now - since < IDLE_LIMIT_S:
+                return reader, writer, now - since
+            writer.close()
+        return None
 
     async def _one(self, answer):
         connection = None
         try:
             async with asyncio.timeout_at(answer.intended + self.timeout):
                 async with self._slots:
-                    if self._idle:
-                        connection = self._idle.pop()
-                    else:
-                        connection = await asyncio.open_connection(self.host, self.port)
-                    reader, writer = connection
+                    connection = self._take_idle()
+                    if connection is None:
+                        connection = (*await asyncio.open_connection(self.host, self.port), None)
+                    reader, writer, idle = connection
                     answer.sent = time.monotonic()
                     writer.write(
                         f"GET {answer.path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode()
@@ -251,7 +270,7 @@ class OpenLoop:
             if status == 200 and not answer.ok:
                 answer.error = f"body {body[:200]!r}"
             if keep_alive:
-                self._idle.append(connection)
+                self._idle.append((reader, writer, time.monotonic()))
                 connection = None
         except (
             TimeoutError,
@@ -264,6 +283,8 @@ class OpenLoop:
             answer.done = time.monotonic()
             answer.status = 0
             answer.error = type(error).__name__
+            if connection is not None and connection[2] is not None:
+                answer.error += f" (on a connection reused after {connection[2]:.1f} s idle)"
         finally:
             if connection is not None:
                 connection[1].close()

@@ -299,6 +299,28 @@ class LoadTests(unittest.TestCase):
             self.parse(b"SSH-2.0\r\n\r\n")
 
 
+class IdleConnectionTests(unittest.TestCase):
+    def test_connections_idle_past_the_limit_are_closed_not_reused(self):
+        class Writer:
+            closed = False
+
+            def close(self):
+                self.closed = True
+
+        load = cluster_load.OpenLoop(
+            "http://10.0.0.1:8000", 1, cluster_load.Expected({"/types": b""})
+        )
+        now = time.monotonic()
+        old, fresh = Writer(), Writer()
+        load._idle = [("r1", old, now - cluster_load.IDLE_LIMIT_S - 1), ("r2", fresh, now - 0.5)]
+        reader, writer, idle = load._take_idle()
+        self.assertEqual((reader, writer), ("r2", fresh))
+        self.assertLess(idle, cluster_load.IDLE_LIMIT_S)
+        self.assertIsNone(load._take_idle())
+        self.assertTrue(old.closed)
+        self.assertFalse(fresh.closed)
+
+
 def answer(intended, status, ok=None, latency=0.01):
     return Answer(
         intended=intended,
