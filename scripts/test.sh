@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh: the README's test command. Checks for what the tests need
-# (PostgreSQL's server binaries, PgBouncer), installs what is missing with
-# apt-get when run as root or stops with the command that would, then runs
-# `cargo test` with the arguments given.
+# (PostgreSQL's server binaries and pgbench, PgBouncer), installs what is
+# missing with apt-get when run as root or stops with the command that would,
+# then runs `cargo test --workspace` (the server, the test kit and the delay
+# link of link/) with the arguments given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,9 +19,11 @@ usage() {
 	cat <<-'EOF'
 		Usage: scripts/test.sh [CARGO TEST ARGUMENTS]
 
-		Runs every test (`cargo test`), after making sure that what the tests
-		need is installed:
-		  initdb, postgres, pg_ctl  under /usr/lib/postgresql/*/bin, or $PG_BIN
+		Runs every test (`cargo test --workspace`: the server, the test kit
+		and the delay link), after making sure that what the tests need is
+		installed:
+		  initdb, postgres, pg_ctl, pgbench
+		                            under /usr/lib/postgresql/*/bin, or $PG_BIN
 		                            (Debian package: postgresql)
 		  pgbouncer                 on PATH, /usr/sbin/pgbouncer, or $PGBOUNCER
 		                            (Debian package: pgbouncer)
@@ -29,6 +32,7 @@ usage() {
 
 		Every argument goes to cargo test, e.g.
 		  scripts/test.sh --test api
+		  scripts/test.sh -p bakeoff-link --test link pgbench -- --nocapture
 		  scripts/test.sh --release -- --nocapture
 	EOF
 }
@@ -42,10 +46,11 @@ esac
 
 # The tests start a throwaway cluster with initdb, postgres and pg_ctl from
 # one directory: $PG_BIN when set, else Debian's, which keeps them off PATH
-# in /usr/lib/postgresql/<version>/bin.
+# in /usr/lib/postgresql/<version>/bin. The link's acceptance test runs
+# pgbench from there too (Debian ships it in the same package).
 has_pg_binaries() {
 	local dir=$1 name
-	for name in initdb postgres pg_ctl; do
+	for name in initdb postgres pg_ctl pgbench; do
 		[ -x "$dir/$name" ] || return 1
 	done
 }
@@ -90,7 +95,7 @@ command -v cargo >/dev/null 2>&1 ||
 	die "cargo is not on PATH: install Rust with rustup, then add ~/.cargo/bin to PATH"
 # A wrong PG_BIN or PGBOUNCER is a mistake to fix, not a package to install.
 if [ -n "${PG_BIN:-}" ] && ! has_pg_binaries "$PG_BIN"; then
-	die "PG_BIN=$PG_BIN holds no initdb, postgres and pg_ctl: point it at the directory that does (e.g. /usr/lib/postgresql/15/bin), or unset it"
+	die "PG_BIN=$PG_BIN holds no initdb, postgres, pg_ctl and pgbench: point it at the directory that does (e.g. /usr/lib/postgresql/15/bin), or unset it"
 fi
 if [ -n "${PGBOUNCER:-}" ] && [ ! -x "$PGBOUNCER" ]; then
 	die "PGBOUNCER=$PGBOUNCER is not an executable file: fix it, or unset it"
@@ -113,4 +118,6 @@ if [ ${#PACKAGES[@]} -gt 0 ]; then
 		die "still missing ${PACKAGES[*]} after installing ${installed[*]}"
 fi
 
-exec cargo test "$@"
+# --workspace: a plain `cargo test` at the root tests the root package only,
+# and would skip link/'s tests.
+exec cargo test --workspace "$@"
