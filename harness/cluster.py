@@ -15,6 +15,7 @@ Deployment: stop, kill and start its parts.
 """
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -30,9 +31,22 @@ SQL_ROLES = os.path.join(ROOT, "sql", "roles.sql")
 
 
 def as_user(user, argv):
-    """argv run as an OS user; setpriv execs (no fork), so the pid stays the
-    command's, unlike runuser."""
-    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *argv]
+    """argv run as an OS user (and its group); setpriv execs (no fork), so
+    the pid stays the command's, unlike runuser."""
+    entry = pwd.getpwnam(user)
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", *argv]
+
+
+def instance_user(binary):
+    """The instances run as `nobody` when it can run the binary (a build
+    under a home directory may not be reachable), else as root."""
+    try:
+        check = subprocess.run(
+            as_user("nobody", [binary, "--version"]), capture_output=True, timeout=30, check=False
+        )
+    except (KeyError, OSError, subprocess.TimeoutExpired):
+        return None
+    return "nobody" if check.returncode == 0 else None
 
 
 def http_get(url, timeout=2.0, method="GET"):
@@ -384,7 +398,10 @@ class Deployment:
         env = config.instance_env(
             self.plan, self.settings, host, self.state["shutdown_delay"], db_path
         )
-        self.spawn(host, "instance", host, [binary, "serve"], env=env, port=config.HTTP_PORT)
+        user = self.state.get("instance_user")
+        self.spawn(
+            host, "instance", host, [binary, "serve"], user=user, env=env, port=config.HTTP_PORT
+        )
         url = self.hosts[host].url(config.HTTP_PORT, "/readyz")
         wait_for(
             lambda: http_get(url)[0] == 200 or not self.alive(host),

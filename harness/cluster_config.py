@@ -177,6 +177,9 @@ def haproxy_cfg(plan, settings, socket_path, error_503_path):
         # Server state changes, timestamped (ms): the failure tests' timeline.
         "    log stderr format iso local0 notice",
         f"    stats socket {socket_path} mode 600 level admin",
+        # Binds as root, then runs as Debian's haproxy user.
+        "    user haproxy",
+        "    group haproxy",
         "    maxconn 4000",
         "",
         "defaults",
@@ -432,6 +435,6 @@ def link_argv(binary, plan, node, rtt_ms):
         f"{plan.address(node)}:{LINK_PORT}",
         "--upstream",
         f"127.0.0.1:{PG_PORT}",
-        "--delay-ms",
-        f"{rtt_ms / 2:g}",
+        "--rtt-ms",
+        f"{rtt_ms:g}",
     ]

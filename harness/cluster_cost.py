@@ -23,6 +23,8 @@ contact with wrk (for the failure tests' "about half of capacity").
 """
 
 import argparse
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -97,13 +99,14 @@ def cmd_cost(options, argv):
     binary = cluster_up.resolve_binary(options)
     directory = tempfile.mkdtemp(prefix="bakeoff-cluster-cost-")
     cleanup = tools.Cleanup()
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()
     windows = {path: [] for path in PATHS}
-    idles = []
+    idles, meta = [], {}
     try:
         d, _ = cluster_up.bring_up(directory, options, binary, cleanup, extra_hosts=("bare",))
         log("an instance of its own on host bare, straight to the primary")
         d.start_instance("bare", db_path="direct")
+        meta = cluster_up.describe(d)
         accounting = cpu.Accounting()
         cleanup.push(accounting.close)
         if accounting.parent is None:
@@ -148,10 +151,36 @@ def cmd_cost(options, argv):
             f"{front_capacity:.0f} req/s; {rate:g} req/s is {100 * rate / front_capacity:.0f}% "
             "of it. The failure tests' client is capped by Python, not by the deployment."
         )
+    command = tools.quote_command(["scripts/cluster.sh", *argv])
     print(
-        f"\n{tools.fmt_duration(time.monotonic() - started)}; command: "
-        f"{tools.quote_command(['scripts/cluster.sh', *argv])}"
+        f"\n{tools.fmt_duration(time.monotonic() - started)}; load average {load_before[0]:.1f} "
+        f"at the start; command: {command}"
     )
+    out = options.out
+    if out is None and not options.quick:
+        commit, dirty = tools.git_state()
+        out = tools.result_path("cluster", "cost", commit, dirty)
+    if out:
+        document = {
+            "kind": "cluster-cost",
+            "command": command,
+            "rate": rate,
+            "window_s": seconds,
+            "rounds": runs,
+            "rtt_ms": options.rtt_ms,
+            "load_average_at_start": load_before,
+            "front_capacity_rps": front_capacity,
+            "idle_cpu_ms_per_s": idles,
+            "windows": {
+                path: [{"summary": s, "cpu_us_per_request": c} for s, c in rows]
+                for path, rows in windows.items()
+            },
+            **meta,
+        }
+        with open(out, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=1)
+            file.write("\n")
+        log(f"results: {os.path.relpath(out)}")
     failures = sum(w[0]["sent"] - w[0]["ok"] for path in PATHS for w in windows[path])
     return 0 if failures == 0 else 1
 
@@ -201,4 +230,5 @@ def add_parser(actions, add_deployment_options):
     add("--duration", type=int, help="seconds per window (default 15)")
     add("--runs", type=int, help="rounds (default 3)")
     add("--timeout", type=float, default=2.0, help="a request's deadline (2 s)")
+    add("--out", help="the results file (default: results/<date>-<commit>-cluster-cost.json)")
     cost.set_defaults(func=cmd_cost)

@@ -17,7 +17,7 @@ import time
 from harness import cluster_config as config
 from harness import cluster_state as cs
 from harness import hosts, tools
-from harness.cluster import Deployment, http_get, supports_shutdown_delay
+from harness.cluster import Deployment, http_get, instance_user, supports_shutdown_delay
 from harness.tools import ROOT, Fatal, log, warn
 
 # Tool → the Debian package that brings it.
@@ -127,6 +127,7 @@ def bring_up(directory, options, binary, cleanup, extra_hosts=()):
         "db_path": options.db_path,
         "binary": binary,
         "shutdown_delay": supports_shutdown_delay(binary),
+        "instance_user": instance_user(binary),
         "front_url": f"http://{addresses['front']}:{config.HTTP_PORT}",
         "settings": dataclasses.asdict(settings),
         "components": {},

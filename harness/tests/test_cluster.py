@@ -71,7 +71,7 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(
             argv,
             ["/bin/link", "--listen", "10.213.9.3:5433", "--upstream", "127.0.0.1:5432"]
-            + ["--delay-ms", "5"],
+            + ["--rtt-ms", "10"],
         )
 
     @unittest.skipUnless(shutil.which("haproxy"), "no haproxy")
