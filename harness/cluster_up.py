@@ -53,13 +53,17 @@ def ensure_packages():
 
 
 def resolve_binary(options):
-    if options.binary:
-        return os.path.abspath(options.binary)
-    binary = os.path.join(ROOT, "target", "release", "bakeoff")
-    if not options.no_build:
-        log("building the release binary (cargo build --release --bin bakeoff)")
-        if subprocess.call(["cargo", "build", "--release", "--bin", "bakeoff"], cwd=ROOT, stdout=2):
-            raise Fatal("cargo build --release failed (see above)")
+    """The server's binary (built unless --no-build or --binary), and with
+    --rtt-ms the delay link's (cargo build --release -p bakeoff-link)."""
+    binary = os.path.abspath(options.binary) if options.binary else None
+    builds = [] if options.no_build else [["--bin", "bakeoff"]] * (binary is None)
+    if options.rtt_ms and not options.no_build:
+        builds.append(["-p", "bakeoff-link"])
+    for what in builds:
+        log(f"building (cargo build --release {' '.join(what)})")
+        if subprocess.call(["cargo", "build", "--release", *what], cwd=ROOT, stdout=2):
+            raise Fatal(f"cargo build --release {' '.join(what)} failed (see above)")
+    binary = binary or os.path.join(ROOT, "target", "release", "bakeoff")
     if not os.access(binary, os.X_OK):
         raise Fatal(f"no {binary}: run cargo build --release")
     return binary
