@@ -42,6 +42,19 @@ pub enum RuntimeShape {
     PerCore,
 }
 
+/// The Linux scheduling policy of the threads that serve requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scheduling {
+    /// `SCHED_BATCH`: a serving thread woken by a socket does not preempt
+    /// the thread running on its CPU (PostgreSQL, the load generator), so
+    /// that thread finishes its batch and the server takes a whole batch per
+    /// wake-up (docs/PERFORMANCE.md, issue #22).
+    Batch,
+    /// `SCHED_OTHER`, the default of every thread: a woken thread may
+    /// preempt the running one at once.
+    Normal,
+}
+
 /// Settings of `bakeoff serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -123,6 +136,11 @@ pub struct ServeConfig {
     /// per worker thread).
     #[arg(long, env = "RUNTIME", value_enum, default_value_t = RuntimeShape::PerCore)]
     pub runtime: RuntimeShape,
+    /// Scheduling policy of the serving threads: `batch` (Linux's
+    /// SCHED_BATCH: woken by a socket, they do not preempt the thread
+    /// running on their CPU) or `normal`. Default is `batch`.
+    #[arg(long, env = "SCHEDULING", value_enum, default_value_t = Scheduling::Batch)]
+    pub scheduling: Scheduling,
 }
 
 /// Settings of `bakeoff seed`.
@@ -326,6 +344,7 @@ fn percent_decoded(word: &str) -> String {
 /// libpq's key=value syntax, pair by pair: `key = value`, the value bare or
 /// in single quotes, a backslash escaping the next character.
 struct KeywordPairs<'a> {
+    /// The whole connection string.
     text: &'a str,
     /// Byte offset of the next pair.
     at: usize,

@@ -154,7 +154,9 @@ pub async fn readyz(db: &Database) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::Unavailable);
     }
     for pool in db.pools() {
-        let connection = pool.connection().await?;
+        // The least loaded connection: readiness is about the pool, and a
+        // probe should not queue behind a batch.
+        let connection = pool.connection(1).await?;
         connection
             .client
             .simple_query("")

@@ -15,7 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
 use crate::activity;
-use crate::config::{self, RuntimeShape, ServeConfig};
+use crate::config::{self, RuntimeShape, Scheduling, ServeConfig};
 use crate::db::{Connector, Database, Health, PoolMode, PoolOptions};
 use crate::handlers::{FibPool, State};
 use crate::log;
@@ -102,7 +102,7 @@ impl Server {
     /// run at its worker's first await), so its errors come after the line.
     pub fn run(self, shutdown: Shutdown) -> Result<(), String> {
         let config = &self.config;
-        let control = runtime(RuntimeShape::PerCore, 1, None)?;
+        let control = runtime(RuntimeShape::PerCore, 1, None, Scheduling::Normal)?;
         let shutdown = match shutdown {
             Shutdown::Signals => {
                 let _entered = control.enter();
@@ -138,7 +138,12 @@ impl Server {
             .enumerate()
             .map(|(index, listener)| {
                 let worker = Worker {
-                    runtime: runtime(config.runtime, workers, self.on_thread_start)?,
+                    runtime: runtime(
+                        config.runtime,
+                        workers,
+                        self.on_thread_start,
+                        config.scheduling,
+                    )?,
                     index,
                     listener,
                     postgres: self.postgres.clone(),
@@ -150,6 +155,7 @@ impl Server {
                     started: Arc::clone(&started),
                 };
                 let on_thread_start = self.on_thread_start;
+                let scheduling = config.scheduling;
                 thread::Builder::new()
                     .name(format!("bakeoff-{index}"))
                     .spawn(move || {
@@ -157,8 +163,10 @@ impl Server {
                             hook();
                         }
                         // Per core, this thread is the runtime; in the
-                        // `multi` shape its workers label themselves.
+                        // `multi` shape its workers label themselves, and
+                        // set their own scheduling policy.
                         metrics::enter_runtime(worker.index);
+                        set_scheduling(scheduling);
                         worker.serve()
                     })
                     .map_err(|error| format!("cannot start a worker thread: {error}"))
@@ -248,7 +256,14 @@ impl Worker {
 
 /// A runtime of the given shape: work-stealing over `workers` threads, or
 /// one thread (per-core, and the control runtime that waits for signals).
-fn runtime(shape: RuntimeShape, workers: usize, hook: Option<fn()>) -> Result<Runtime, String> {
+/// `scheduling` applies to the `multi` shape's workers (a per-core runtime
+/// runs on the thread that made it, which sets its own).
+fn runtime(
+    shape: RuntimeShape,
+    workers: usize,
+    hook: Option<fn()>,
+    scheduling: Scheduling,
+) -> Result<Runtime, String> {
     let mut builder = match shape {
         RuntimeShape::Multi => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -260,6 +275,7 @@ fn runtime(shape: RuntimeShape, workers: usize, hook: Option<fn()>) -> Result<Ru
                     hook();
                 }
                 metrics::enter_runtime(0);
+                set_scheduling(scheduling);
             });
             builder
         }
@@ -322,6 +338,42 @@ fn describe(
         config.worker_threads(),
         pool.size * units,
     );
+}
+
+/// Puts the calling thread under `scheduling`.
+///
+/// Why `SCHED_BATCH` by default: on a machine the server shares with
+/// PostgreSQL (and, in the benchmarks, the load generator), a serving
+/// thread woken by every PostgreSQL answer or client request preempted the
+/// thread running on its CPU at once: a PostgreSQL backend in the middle of
+/// a pipelined batch, which then went on after the server had taken one
+/// answer. Every stage then moved one request per wake-up, and a run could
+/// settle in that state for its whole length: the unstable cost per request
+/// of issue #22 (docs/PERFORMANCE.md: server CPU 18–44 µs per
+/// `contact_random` request from run to run, PostgreSQL preempted up to 1.2
+/// times per request). A `SCHED_BATCH` thread that wakes does not preempt
+/// the running one (Linux's fair scheduler leaves wake-up preemption to
+/// `SCHED_NORMAL` threads): the backend finishes its batch, and the server
+/// takes it whole at its next turn, by the next tick at the latest. Any
+/// thread may lower itself to it without privileges; a refusal (a sandbox
+/// that forbids the call) is logged and changes nothing else.
+fn set_scheduling(scheduling: Scheduling) {
+    if scheduling == Scheduling::Normal {
+        return;
+    }
+    let parameters = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler on the calling thread (pid 0) only reads
+    // the parameters given.
+    let status = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &parameters) };
+    if status != 0 {
+        static LAST_LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if log::once_a_second(&LAST_LOGGED) {
+            eprintln!(
+                "bakeoff: cannot set SCHED_BATCH ({}); serving with the normal policy",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Thousands of keep-alive connections need thousands of descriptors: lift

@@ -156,10 +156,12 @@ struct Endpoint {
     host: Host,
     /// `hostaddr`, which wins over resolving `host`.
     hostaddr: Option<IpAddr>,
+    /// Its port, or the one port given for every host (5432 by default).
     port: u16,
 }
 
 impl Endpoint {
+    /// `host:port` (or the socket directory and port), for messages.
     fn describe(&self) -> String {
         match (&self.host, self.hostaddr) {
             (_, Some(address)) => SocketAddr::new(address, self.port).to_string(),

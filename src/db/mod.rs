@@ -102,9 +102,12 @@ impl Database {
     /// A connection to run `query` on, or 503 when none is usable in time.
     #[inline]
     pub async fn connection_for(&self, query: Query) -> Result<Lease<'_>, ApiError> {
+        let depth = query.pipeline_depth();
         match &self.per_call_plans {
-            Some(per_call_plans) if query.plans_per_call() => per_call_plans.connection().await,
-            _ => self.main.connection().await,
+            Some(per_call_plans) if query.plans_per_call() => {
+                per_call_plans.connection(depth).await
+            }
+            _ => self.main.connection(depth).await,
         }
     }
 

@@ -144,9 +144,11 @@ impl Pool {
     }
 
     /// A connection, or 503: at once when the database is known to be down
-    /// and no connection is usable, else after the checkout timeout.
+    /// and no connection is usable, else after the checkout timeout. In
+    /// shared mode, `depth` says how to pick among the connections (see
+    /// `Query::pipeline_depth`; 1: the least loaded).
     #[inline]
-    pub async fn connection(&self) -> Result<Lease<'_>, ApiError> {
+    pub async fn connection(&self, depth: usize) -> Result<Lease<'_>, ApiError> {
         match &self.shared {
             None => {
                 metrics::add_waiting_for_database(1);
@@ -154,12 +156,12 @@ impl Pool {
                 metrics::add_waiting_for_database(-1);
                 connection.map(Lease::Exclusive)
             }
-            Some(shared) => match shared.live() {
+            Some(shared) => match shared.live(depth) {
                 Some(connection) => Ok(Lease::Shared(connection)),
                 None if self.health.is_down() => Err(ApiError::Unavailable),
                 None => {
                     metrics::add_waiting_for_database(1);
-                    let connection = shared.wait(self.checkout_timeout).await;
+                    let connection = shared.wait(self.checkout_timeout, depth).await;
                     metrics::add_waiting_for_database(-1);
                     connection.map(Lease::Shared)
                 }

@@ -71,7 +71,26 @@ impl Query {
     pub fn plans_per_call(self) -> bool {
         self == Query::PageStarts
     }
+
+    /// How many of its requests a shared connection takes before the next
+    /// connection of the pool is used (see `SharedSlots::live`). The cheap
+    /// statements (tens of microseconds in PostgreSQL) fill one connection
+    /// first, so that a batch goes out in one write to one backend; the
+    /// pages (a millisecond and more) go to the least loaded connection, so
+    /// that none waits behind another page while a backend idles.
+    pub fn pipeline_depth(self) -> usize {
+        match self {
+            Query::Types | Query::Contact => PIPELINE_DEPTH,
+            Query::Page | Query::PageStarts => 1,
+        }
+    }
 }
+
+/// The requests a cheap statement's connection takes before the next one is
+/// used. Measured under `contact_random` and `types` with 8, 16, 32 and 64
+/// (docs/PERFORMANCE.md, issue #22): 8 to 32 alike, 64 (one connection per
+/// runtime in practice) worse.
+pub const PIPELINE_DEPTH: usize = 8;
 
 /// How statements reach PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

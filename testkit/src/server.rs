@@ -27,6 +27,7 @@ const CONFIG_VARS: &[&str] = &[
     "MAX_CONNECTIONS",
     "FIB_QUEUE",
     "RUNTIME",
+    "SCHEDULING",
     "ACCESS_LOG",
     "NO_METRICS",
     "CONTACTS",

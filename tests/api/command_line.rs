@@ -74,6 +74,55 @@ fn metrics_count_requests_by_route_and_status_in_prometheus_text() {
     );
 }
 
+/// The sum of a `bakeoff_runtime_` family over its `runtime="N"` samples,
+/// and how many samples it has.
+fn runtime_family(text: &str, name: &str) -> (f64, usize) {
+    let prefix = format!("{name}{{runtime=\"");
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|rest| rest.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    (values.iter().sum(), values.len())
+}
+
+/// The per-runtime families: one sample per runtime (one per worker in
+/// the per-core shape), counting what the requests did: connections,
+/// requests, statements, and the PostgreSQL socket's reads and writes.
+#[test]
+fn metrics_count_the_work_of_each_runtime() {
+    let server = KIT.start_server(&KIT.fixture().database_url, &[("WORKER_THREADS", "2")]);
+    for _ in 0..5 {
+        assert_eq!(http::get(server.addr, "/types").status, 200);
+    }
+    let text = http::get(server.addr, "/metrics").body_str();
+    let family = |name| runtime_family(&text, name);
+    // Five connections for /types, and the scrape's own.
+    assert_eq!(
+        family("bakeoff_runtime_connections_accepted_total"),
+        (6.0, 2)
+    );
+    assert_eq!(family("bakeoff_runtime_requests_total"), (5.0, 2));
+    assert_eq!(family("bakeoff_runtime_db_queries_total"), (5.0, 2));
+    assert_eq!(family("bakeoff_runtime_open_connections").1, 2);
+    for name in [
+        "bakeoff_runtime_db_writes_total",
+        "bakeoff_runtime_db_written_bytes_total",
+        "bakeoff_runtime_db_reads_total",
+        "bakeoff_runtime_db_read_bytes_total",
+        "bakeoff_runtime_db_driver_polls_total",
+    ] {
+        let (total, samples) = family(name);
+        assert_eq!(samples, 2, "{name} in:\n{text}");
+        assert!(total > 0.0, "{name} counted nothing in:\n{text}");
+    }
+    // Each pool's sessions: two main and one planned per call, per runtime.
+    assert!(
+        family("bakeoff_runtime_db_connects_total").0 >= 6.0,
+        "{text}"
+    );
+}
+
 #[test]
 fn the_access_log_is_off_by_default_and_one_line_per_request_when_on() {
     let quiet = KIT.start_server(&KIT.fixture().database_url, &[]);

@@ -69,3 +69,39 @@ fn seeded_database_has_the_shape_the_contract_describes() {
         );
     }
 }
+
+/// The scheduling policies (`/proc/PID/task/TID/stat`, field 41) of the
+/// threads named `bakeoff-N`: the serving threads of the per-core runtimes.
+fn serving_thread_policies(pid: u32) -> Vec<u32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !comm.trim().starts_with("bakeoff-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+        // Fields after the command (which may hold spaces): state is field 3.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let policy = after.split_whitespace().nth(41 - 3).unwrap();
+        policies.push(policy.parse().unwrap());
+    }
+    policies
+}
+
+/// The serving threads run under SCHED_BATCH by default (3 in Linux's
+/// numbering) and under the normal policy (0) with `SCHEDULING=normal`.
+#[test]
+fn serving_threads_run_under_sched_batch_unless_told_otherwise() {
+    let url = &KIT.fixture().database_url;
+    for (setting, expected) in [(None, 3), (Some("normal"), 0)] {
+        let env: Vec<(&str, &str)> = setting
+            .map(|value| ("SCHEDULING", value))
+            .into_iter()
+            .collect();
+        let server = KIT.start_server(url, &[&[("WORKER_THREADS", "2")], &env[..]].concat());
+        assert_eq!(http::get(server.addr, "/version").status, 200);
+        let policies = serving_thread_policies(server.pid());
+        assert_eq!(policies, vec![expected; 2], "SCHEDULING={setting:?}");
+    }
+}
