@@ -43,5 +43,22 @@ pinned layouts), allocators.py (`allocators`), flamegraph.py
 docs/FINDINGS.md's tables from the results they cite); sandbox.py
 (`sandbox`, a throwaway PostgreSQL around a command: the check scripts').
 
+The deployment past one machine (scripts/cluster.sh, `cluster`):
+
+- hosts.py: each component on a host of its own, a network namespace with
+  its own address on a bridge; removed at exit, stale ones of dead runs too.
+- cluster_config.py: the plan (who runs where) and the settings; HAProxy's,
+  Patroni's, PgBouncer's and etcd's configuration, as pure functions.
+- cluster_state.py: the state directory's state.json, and the status
+  document with the roles Patroni reports.
+- cluster.py: a Deployment: its parts started, stopped and killed on their
+  hosts; HAProxy's runtime API; Patroni's REST API.
+- cluster_up.py: bringing a deployment up in order, and taking it down.
+- cluster_cli.py: `cluster up | status | down`, and the parser of all five.
+- cluster_load.py: the open-loop client that checks every body against the
+  tables; cluster_report.py: the failure report's arithmetic.
+- cluster_faults.py: `cluster test`, the five failure tests under load.
+- cluster_cost.py: `cluster cost`, what HAProxy and PgBouncer cost.
+
 Standard library only, except the charts (matplotlib, optional).
 """

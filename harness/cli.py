@@ -241,9 +241,9 @@ def parser(prog=None):
     one.add_argument("file")
     one.set_defaults(func=cmd_chart)
     # The commands built on run, each in a module of its own.
-    from harness import allocators, findings, flamegraph, pin, plans, sandbox
+    from harness import allocators, cluster_cli, findings, flamegraph, pin, plans, sandbox
 
-    for module in (pin, allocators, flamegraph, plans, findings, sandbox):
+    for module in (pin, allocators, flamegraph, plans, findings, sandbox, cluster_cli):
         module.add_parser(sub, prog)
     return top
 

@@ -111,6 +111,15 @@ class HostTests(unittest.TestCase):
         self.assertEqual(host.address, "127.0.0.1")
 
 
+class UnavailableTests(unittest.TestCase):
+    def test_without_root_the_reason_is_given(self):
+        from unittest import mock
+
+        with mock.patch("os.geteuid", return_value=1000):
+            with self.assertRaisesRegex(hosts.Unavailable, "not root"):
+                hosts.Network(tools.Cleanup())
+
+
 def _namespaces_available():
     try:
         hosts._ip_tool()

@@ -52,6 +52,11 @@ class IndexTests(unittest.TestCase):
             with self.subTest(run=run):
                 self.assertTrue(os.path.exists(path), path)
                 doc = archive.read_json(path)
+                if doc.get("kind", "").startswith("cluster-"):
+                    # The deployment's files (cluster_faults.py, cluster_cost.py).
+                    self.assertIn(doc["kind"], run)
+                    self.assertTrue(doc.get("results") or doc.get("windows"), run)
+                    continue
                 self.assertIn(doc["schema_version"], results.READABLE)
                 entries = doc.get("workloads") or [
                     workload for system in doc["systems"] for workload in system["workloads"]
@@ -72,7 +77,10 @@ class IndexTests(unittest.TestCase):
         self.assertLess(total, BUDGET_BYTES, f"results/ holds {total} bytes")
 
     def test_one_naming_scheme(self):
-        scheme = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{10}|nocommit)(-dirty)?-(run|compare)(-.+)?$")
+        kinds = "run|compare|cluster-faults|cluster-cost"
+        scheme = re.compile(
+            rf"^\d{{8}}T\d{{6}}Z-([0-9a-f]{{10}}|nocommit)(-dirty)?-({kinds})(-.+)?$"
+        )
         for run in indexed_runs():
             with self.subTest(run=run):
                 self.assertRegex(run, scheme)
