@@ -24,7 +24,9 @@
 //! - [`json`]: the JSON string and integer writer.
 //! - [`response`], [`error`]: response building; [`error::ApiError`] and
 //!   its FastAPI-shaped answers.
-//! - [`metrics`]: Prometheus counters, sharded per thread, and `/metrics`.
+//! - [`metrics`]: Prometheus counters, sharded per thread, and `/metrics`;
+//!   a facade over the shards, the request counters, the gauges, the
+//!   per-runtime families and the memory figures, a file each.
 //! - [`log`]: throttled logging and the access log.
 //! - [`memory`]: gives freed memory back after a wave of connections closes.
 //! - [`seed`]: `bakeoff seed`, the schema and deterministic sample data.
