@@ -224,8 +224,9 @@ pub fn available_cores() -> usize {
 /// server needs: a statement timeout, a connect timeout, an application
 /// name, TCP keepalives and a TCP user timeout. Several hosts are libpq's
 /// (`host=a,b port=5432,5433`, `postgresql://a:5432,b:5433/db`), and so is
-/// `target_session_attrs`, all six of its values (see `db/connect.rs`). An
-/// error names the variable, never the string (it may hold a password).
+/// `target_session_attrs`, all six of its values (see
+/// `db/session_target.rs`). An error names the variable, never the string
+/// (it may hold a password).
 pub fn postgres_config(database_url: &str, connect_timeout: Duration) -> Result<Connector, String> {
     let (rest, target) = split_session_target(database_url);
     let target = match target {
