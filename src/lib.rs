@@ -18,8 +18,9 @@
 //!   and template; 404 and 405.
 //! - [`params`]: percent-decoding and the parameter rules; 422.
 //! - [`db`]: the pools and their connections, statements prepared once per
-//!   connection, fast failure during an outage; sessions opened on the
-//!   first of several hosts that meets libpq's `target_session_attrs`.
+//!   connection, fast failure during an outage; the connection string
+//!   parsed (several hosts, `target_session_attrs`); sessions opened on the
+//!   first of those hosts that meets the target, on a counted socket.
 //! - [`rows`]: PostgreSQL rows to JSON, from the rows' own bytes.
 //! - [`json`]: the JSON string and integer writer.
 //! - [`response`], [`error`]: response building; [`error::ApiError`] and

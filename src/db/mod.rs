@@ -2,6 +2,8 @@
 //! PostgreSQL database, and lends a connection for each statement of `sql/`.
 //!
 //! - [`statements`]: the statements and their planning rules.
+//! - [`address`]: the connection string: several hosts,
+//!   `target_session_attrs` taken out, the server's connection defaults.
 //! - [`connect`]: opening a session: the hosts in turn, each socket
 //!   opened and configured.
 //! - [`session_target`]: libpq's `target_session_attrs`, and the check of
@@ -13,6 +15,7 @@
 //! - [`shared`]: the shared slots, many requests on one connection.
 //! - [`health`]: whether the database is known to be unreachable.
 
+pub mod address;
 pub mod connect;
 pub mod connection;
 pub mod health;
