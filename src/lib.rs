@@ -18,13 +18,16 @@
 //!   and template; 404 and 405.
 //! - [`params`]: percent-decoding and the parameter rules; 422.
 //! - [`db`]: the pools and their connections, statements prepared once per
-//!   connection, fast failure during an outage; sessions opened on the
-//!   first of several hosts that meets libpq's `target_session_attrs`.
+//!   connection, fast failure during an outage; the connection string
+//!   parsed (several hosts, `target_session_attrs`); sessions opened on the
+//!   first of those hosts that meets the target, on a counted socket.
 //! - [`rows`]: PostgreSQL rows to JSON, from the rows' own bytes.
 //! - [`json`]: the JSON string and integer writer.
 //! - [`response`], [`error`]: response building; [`error::ApiError`] and
 //!   its FastAPI-shaped answers.
-//! - [`metrics`]: Prometheus counters, sharded per thread, and `/metrics`.
+//! - [`metrics`]: Prometheus counters, sharded per thread, and `/metrics`;
+//!   a facade over the shards, the request counters, the gauges, the
+//!   per-runtime families and the memory figures, a file each.
 //! - [`log`]: throttled logging and the access log.
 //! - [`memory`]: gives freed memory back after a wave of connections closes.
 //! - [`seed`]: `bakeoff seed`, the schema and deterministic sample data.

@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::activity;
 use crate::config::{self, RuntimeShape, Scheduling, ServeConfig};
-use crate::db::{Connector, Database, Health, PoolMode, PoolOptions};
+use crate::db::{Connector, Database, Health, PoolMode, PoolOptions, address};
 use crate::handlers::{FibPool, State};
 use crate::log;
 use crate::metrics;
@@ -55,7 +55,7 @@ impl Server {
     /// access log, metrics) and binds every listener, so that a client that
     /// connects as soon as it reads the start line is served.
     pub fn bind(config: &ServeConfig) -> Result<Server, String> {
-        let postgres = config::postgres_config(&config.database_url, config.pool_timeout())?;
+        let postgres = address::postgres_config(&config.database_url, config.pool_timeout())?;
         raise_open_file_limit();
         if config.access_log {
             log::enable_access_log();
@@ -334,7 +334,7 @@ fn describe(
     eprintln!(
         "bakeoff {} listening on http://{address} (database {}, runtime {shape}, {} workers, pool {} {mode}{per_call})",
         env!("CARGO_PKG_VERSION"),
-        config::describe_database(postgres),
+        address::describe_database(postgres),
         config.worker_threads(),
         pool.size * units,
     );

@@ -1,94 +1,29 @@
 //! Opening one PostgreSQL session: the hosts of the connection string tried
-//! in turn (libpq's multi-host syntax), each session checked against
-//! libpq's `target_session_attrs`, and the socket counted for the
-//! per-runtime metrics.
+//! in turn (libpq's multi-host syntax) until one accepts and its session
+//! meets libpq's `target_session_attrs` (`session_target.rs`).
 //!
 //! tokio-postgres 0.7 parses several hosts and `load_balance_hosts`, but of
-//! `target_session_attrs` it knows only `any`, `read-write` and `read-only`,
-//! which it checks with `SHOW transaction_read_only`. That answer follows
-//! the *role's* `default_transaction_read_only` as much as the server's
-//! role in replication: the read-only role of `sql/roles.sql` is refused by
-//! `read-write` on every host, primary included. libpq's `primary`,
-//! `standby` and `prefer-standby` ask whether the server is in recovery
-//! instead, which is what a read-only API behind a failover needs. So the
-//! server opens its sessions itself, with `Config::connect_raw` on a socket
-//! of its own, and checks all six values here; the same socket is where the
-//! per-runtime counters of `/metrics` count PostgreSQL reads and writes.
+//! `target_session_attrs` it knows only three values of six, and checks
+//! them in a way a failover cannot use (`session_target.rs` says why). So
+//! the server opens its sessions itself, with `Config::connect_raw` on a
+//! socket of its own; that socket (`socket.rs`) is where the per-runtime
+//! counters of `/metrics` count PostgreSQL reads and writes.
 
 use std::fmt;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::{Host, LoadBalanceHosts};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, NoTls};
 
+use super::session_target::{SessionTarget, meets};
+use super::socket::{DatabaseSocket, Driver};
 use crate::metrics;
-
-/// libpq's `target_session_attrs`: which of the listed hosts a session may
-/// be opened on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionTarget {
-    /// Any host that accepts the connection (the default).
-    Any,
-    /// A session that may write: `SHOW transaction_read_only` is `off`.
-    ReadWrite,
-    /// A session that may not write: `transaction_read_only` is `on`.
-    ReadOnly,
-    /// A server not in recovery: the primary.
-    Primary,
-    /// A server in recovery: a hot standby.
-    Standby,
-    /// A standby if one of the hosts is, else any host.
-    PreferStandby,
-}
-
-impl SessionTarget {
-    /// The value as libpq spells it, or `None` for an unknown one.
-    pub fn parse(word: &str) -> Option<SessionTarget> {
-        Some(match word {
-            "any" => SessionTarget::Any,
-            "read-write" => SessionTarget::ReadWrite,
-            "read-only" => SessionTarget::ReadOnly,
-            "primary" => SessionTarget::Primary,
-            "standby" => SessionTarget::Standby,
-            "prefer-standby" => SessionTarget::PreferStandby,
-            _ => return None,
-        })
-    }
-
-    /// The value as libpq spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionTarget::Any => "any",
-            SessionTarget::ReadWrite => "read-write",
-            SessionTarget::ReadOnly => "read-only",
-            SessionTarget::Primary => "primary",
-            SessionTarget::Standby => "standby",
-            SessionTarget::PreferStandby => "prefer-standby",
-        }
-    }
-
-    /// The passes over the host list: `prefer-standby` looks for a standby
-    /// first and takes any host on a second pass, as libpq does.
-    fn passes(self) -> &'static [SessionTarget] {
-        match self {
-            SessionTarget::PreferStandby => &[SessionTarget::Standby, SessionTarget::Any],
-            SessionTarget::Any => &[SessionTarget::Any],
-            SessionTarget::ReadWrite => &[SessionTarget::ReadWrite],
-            SessionTarget::ReadOnly => &[SessionTarget::ReadOnly],
-            SessionTarget::Primary => &[SessionTarget::Primary],
-            SessionTarget::Standby => &[SessionTarget::Standby],
-        }
-    }
-}
 
 /// What connects: the parsed connection string and the session target.
 #[derive(Clone)]
@@ -309,23 +244,6 @@ impl Connector {
     }
 }
 
-/// Whether the session meets `target`: one round trip, as libpq makes for
-/// a server that does not report these settings itself.
-async fn meets(client: &Client, target: SessionTarget) -> Result<bool, ConnectError> {
-    let (question, wanted) = match target {
-        SessionTarget::Any | SessionTarget::PreferStandby => return Ok(true),
-        SessionTarget::ReadWrite => ("SHOW transaction_read_only", "off"),
-        SessionTarget::ReadOnly => ("SHOW transaction_read_only", "on"),
-        SessionTarget::Primary => ("SELECT pg_catalog.pg_is_in_recovery()", "f"),
-        SessionTarget::Standby => ("SELECT pg_catalog.pg_is_in_recovery()", "t"),
-    };
-    let answer = client.simple_query(question).await?;
-    Ok(answer.iter().any(|message| match message {
-        SimpleQueryMessage::Row(row) => row.get(0) == Some(wanted),
-        _ => false,
-    }))
-}
-
 /// A connect that gives up after `timeout`, when there is one.
 async fn bounded<T>(
     timeout: Option<Duration>,
@@ -358,121 +276,9 @@ fn shuffle<T>(items: &mut [T]) {
     }
 }
 
-/// The task that drives a session's socket (tokio-postgres's `Connection`),
-/// counting each time it is polled: a wake-up of the runtime for the
-/// database.
-struct Driver<F>(F);
-
-impl<F: Future + Unpin> Future for Driver<F> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        metrics::database_driver_polled();
-        Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
-}
-
-/// A socket to PostgreSQL, counting the reads and writes that move bytes
-/// (each one system call) for the per-runtime metrics.
-pub enum DatabaseSocket {
-    /// Over TCP.
-    Tcp(TcpStream),
-    /// Over a Unix socket.
-    Unix(UnixStream),
-}
-
-impl AsyncRead for DatabaseSocket {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = match self.get_mut() {
-            DatabaseSocket::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
-            DatabaseSocket::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
-        };
-        if let Poll::Ready(Ok(())) = poll {
-            metrics::database_read(buf.filled().len() - before);
-        }
-        poll
-    }
-}
-
-impl AsyncWrite for DatabaseSocket {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = match self.get_mut() {
-            DatabaseSocket::Tcp(stream) => Pin::new(stream).poll_write(cx, data),
-            DatabaseSocket::Unix(stream) => Pin::new(stream).poll_write(cx, data),
-        };
-        if let Poll::Ready(Ok(written)) = poll {
-            metrics::database_written(written);
-        }
-        poll
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        slices: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = match self.get_mut() {
-            DatabaseSocket::Tcp(stream) => Pin::new(stream).poll_write_vectored(cx, slices),
-            DatabaseSocket::Unix(stream) => Pin::new(stream).poll_write_vectored(cx, slices),
-        };
-        if let Poll::Ready(Ok(written)) = poll {
-            metrics::database_written(written);
-        }
-        poll
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            DatabaseSocket::Tcp(stream) => stream.is_write_vectored(),
-            DatabaseSocket::Unix(stream) => stream.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DatabaseSocket::Tcp(stream) => Pin::new(stream).poll_flush(cx),
-            DatabaseSocket::Unix(stream) => Pin::new(stream).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DatabaseSocket::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
-            DatabaseSocket::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_libpq_value_parses_and_spells_back() {
-        for word in [
-            "any",
-            "read-write",
-            "read-only",
-            "primary",
-            "standby",
-            "prefer-standby",
-        ] {
-            assert_eq!(
-                SessionTarget::parse(word).map(SessionTarget::as_str),
-                Some(word)
-            );
-        }
-        assert_eq!(SessionTarget::parse("master"), None);
-    }
 
     #[test]
     fn a_shuffle_keeps_every_host() {

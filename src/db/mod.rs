@@ -2,18 +2,27 @@
 //! PostgreSQL database, and lends a connection for each statement of `sql/`.
 //!
 //! - [`statements`]: the statements and their planning rules.
-//! - [`connect`]: opening a session: several hosts, `target_session_attrs`,
-//!   a counted socket.
+//! - [`address`]: the connection string: several hosts,
+//!   `target_session_attrs` taken out, the server's connection defaults.
+//! - [`connect`]: opening a session: the hosts in turn, each socket
+//!   opened and configured.
+//! - [`session_target`]: libpq's `target_session_attrs`, and the check of
+//!   a session against it.
+//! - [`socket`]: a session's socket and connection task, counted for
+//!   `/metrics`.
 //! - [`connection`]: a connection with its prepared statements; bb8's manager.
 //! - [`pool`]: one pool, exclusive or shared, failing fast during an outage.
 //! - [`shared`]: the shared slots, many requests on one connection.
 //! - [`health`]: whether the database is known to be unreachable.
 
+pub mod address;
 pub mod connect;
 pub mod connection;
 pub mod health;
 pub mod pool;
+pub mod session_target;
 pub mod shared;
+pub mod socket;
 pub mod statements;
 
 use std::sync::Arc;
@@ -22,10 +31,11 @@ use std::time::Duration;
 
 use bb8::ErrorSink;
 
-pub use connect::{ConnectError, Connector, SessionTarget};
+pub use connect::{ConnectError, Connector};
 pub use connection::Connection;
 pub use health::Health;
 pub use pool::{Lease, Pool, PoolMode, PoolOptions};
+pub use session_target::SessionTarget;
 pub use statements::{Query, StatementMode};
 
 use crate::error::ApiError;
