@@ -322,14 +322,25 @@ class Study:
             placement.pooler,
             knobs,
         )
+        refused_before = backends.refusals(site.db.log_text())[0]
         try:
             return site.deploy(variant.system, launch, placement, name)
         except Unavailable as why:
             variant.status, variant.reason = "unavailable", str(why).splitlines()[0]
             warn(f"{name} cannot run on this machine: {why}")
         except StartFailed as why:
-            variant.status, variant.reason = "failed", "did not start"
-            warn(f"{name} did not start: {why}")
+            refused, first = backends.refusals(site.db.log_text())
+            if refused > refused_before:
+                # Past max_connections a system may not even start: that is
+                # what the study records of it, not a failure of the run.
+                variant.status = "refused"
+                variant.reason = (
+                    f"PostgreSQL refused {refused - refused_before} connection(s) while it "
+                    f"started ({first})"
+                )
+            else:
+                variant.status, variant.reason = "failed", "did not start"
+            warn(f"{name} did not start: {variant.reason}: {why}")
         return None
 
     def measure_all(self, site, bench, nginx_state):

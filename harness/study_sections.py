@@ -250,57 +250,34 @@ def distance_tables(doc):
 
 def connections_table(doc):
     """What each system held of the database and what the database refused
-    (max_connections), per placement."""
+    (max_connections), per placement; a system refused while it started
+    says so."""
     rows = []
     for system in doc["systems"]:
-        if system.get("backends_peak") is None and not system.get("refused_connections"):
+        refused_at_start = system["status"] == "refused"
+        if (
+            system.get("backends_peak") is None
+            and not system.get("refused_connections")
+            and not refused_at_start
+        ):
             continue
         rows.append(
             [
                 system["name"],
                 placement_label(system.get("placement") or {}),
+                "did not start" if refused_at_start else "measured",
                 str(
                     system.get("backends_peak") if system.get("backends_peak") is not None else "-"
                 ),
                 str(system.get("refused_connections") or 0),
-                system.get("first_refusal") or "-",
+                system["reason"] if refused_at_start else (system.get("first_refusal") or "-"),
             ]
         )
     if not rows:
         return ""
     limit = doc["params"].get("max_connections")
     return f"## Connections to PostgreSQL (max_connections {limit})\n\n" + table(
-        ["system", "placement", "backends peak", "connections refused", "first refusal"],
+        ["system", "placement", "status", "backends peak", "connections refused", "first refusal"],
         rows,
-        left=2,
-    )
-
-
-def sweep_table(doc):
-    """The sweep (--sweep): a row per system and knob setting, req/s and CPU
-    per request at saturation and the backends it held."""
-    if not doc["params"].get("sweep"):
-        return ""
-    names = [name for name in doc["params"]["workloads"] if name in ("types", "fetch100")]
-    rows = []
-    for system in measured(doc):
-        knobs = system.get("knobs") or {}
-        cells = [
-            system["system"],
-            *(str(knobs.get(knob, "-")) for knob in ("workers", "pool", "threads")),
-        ]
-        for name in names:
-            workload = workload_of(system, name)
-            cells += [
-                fmt_with_spread(workload, doc["params"]["runs"]),
-                fmt_cpu(((workload or {}).get("cpu_us_per_request") or {}).get("server")),
-            ]
-        cells.append(str(system.get("backends_peak", "-")))
-        rows.append(cells)
-    head = ["system", "workers", "pool per worker", "threads"]
-    for name in names:
-        head += [f"{name} req/s", "server µs/req"]
-    return (
-        "## The sweep: workers x pool x threads (req/s at saturation, backends held)\n\n"
-        + table(head + ["backends peak"], rows, left=1)
+        left=3,
     )
