@@ -281,3 +281,33 @@ def connections_table(doc):
         rows,
         left=3,
     )
+
+
+def sweep_table(doc):
+    """The sweep (--sweep): a row per system and knob setting, req/s and CPU
+    per request at saturation and the backends it held."""
+    if not doc["params"].get("sweep"):
+        return ""
+    names = [name for name in doc["params"]["workloads"] if name in ("types", "fetch100")]
+    rows = []
+    for system in measured(doc):
+        knobs = system.get("knobs") or {}
+        cells = [
+            system["system"],
+            *(str(knobs.get(knob, "-")) for knob in ("workers", "pool", "threads")),
+        ]
+        for name in names:
+            workload = workload_of(system, name)
+            cells += [
+                fmt_with_spread(workload, doc["params"]["runs"]),
+                fmt_cpu(((workload or {}).get("cpu_us_per_request") or {}).get("server")),
+            ]
+        cells.append(str(system.get("backends_peak", "-")))
+        rows.append(cells)
+    head = ["system", "workers", "pool per worker", "threads"]
+    for name in names:
+        head += [f"{name} req/s", "server µs/req"]
+    return (
+        "## The sweep: workers x pool x threads (req/s at saturation, backends held)\n\n"
+        + table(head + ["backends peak"], rows, left=1)
+    )
