@@ -242,7 +242,82 @@ def latency_table(doc, args):
     return table(["system", f"p50 at {label}", f"p99 at {label}"], rows)
 
 
-TABLES = {"ratio": ratio_table, "figures": figures_table, "latency": latency_table}
+def cores_table(doc, args):
+    """How much of the machine each system's saturation windows used (all
+    components of the run together: the system, PostgreSQL, the load
+    generator), per round, median (min–max): below about 1.8 of 2 cores a
+    row's req/s is no capacity."""
+    workloads = args["workloads"].split(",")
+    rows = []
+    for system in doc["systems"]:
+        if system["status"] != "measured":
+            continue
+        cells = [system["name"]]
+        for workload in workloads:
+            entry = workload_entry(system, workload) or {}
+            values = [
+                run["server"]["noise"]["ours_cores"]
+                for run in entry.get("runs") or []
+                if run.get("server") and run["server"].get("noise")
+            ]
+            cells.append(fmt_range(values, lambda value: f"{value:.2f}"))
+        rows.append(cells)
+    return table(["system", *(f"{w}: cores used" for w in workloads)], rows)
+
+
+def mixed_table(doc, args):
+    """/types' p99 at the common rate alone and beside /fibonacci/25, per
+    round, for each way a system serves the computation (its own route and
+    the remedies of its manifest)."""
+    rows = []
+    for name in args["systems"].split(","):
+        system = system_entry(doc, name)
+        alone = [
+            record["p99_ms"]
+            for run in (workload_entry(system, "types") or {}).get("runs") or []
+            for record in run.get("fixed_rate") or []
+            if record["system"] == "server" and record["label"] == "common"
+        ]
+        for suffix, served in (
+            ("", "its /fibonacci/{n}"),
+            ("_fibonacci_thread", "def (thread pool)"),
+            ("_fibonacci_process", "process pool"),
+        ):
+            rows_of = (system.get("mixed") or {}).get(f"types{suffix}") or []
+            if not rows_of:
+                continue
+            mixed = [v for v in (rows_of[0].get("by_run") or {}).get("p99_ms", []) if v]
+            fib = ((system.get("mixed") or {}).get(f"fib25{suffix}") or [{}])[0]
+            rows.append(
+                [
+                    name,
+                    served,
+                    fmt_range(alone, fmt_ms),
+                    fmt_range(mixed, fmt_ms),
+                    fmt_ms(fib.get("p50_ms")) if fib else "-",
+                    str(fib.get("errors", "-")) if fib else "-",
+                ]
+            )
+    return table(
+        [
+            "system",
+            "fib25 served by",
+            "/types p99 alone",
+            "/types p99 beside fib25",
+            "fib25 p50",
+            "fib25 errors",
+        ],
+        rows,
+    )
+
+
+TABLES = {
+    "ratio": ratio_table,
+    "figures": figures_table,
+    "latency": latency_table,
+    "cores": cores_table,
+    "mixed": mixed_table,
+}
 
 
 def regenerate(text, read=archive.read_json):

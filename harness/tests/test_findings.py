@@ -68,3 +68,13 @@ class TableTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CoresTests(unittest.TestCase):
+    def test_cores_used_per_round(self):
+        doc = study([100.0, 100.0, 100.0], [1.0, 1.0, 1.0])
+        for run, cores in zip(doc["systems"][0]["workloads"][0]["runs"], (1.2, 1.9, 1.5)):
+            run["server"]["noise"] = {"ours_cores": cores}
+        text = findings.cores_table(doc, {"workloads": "types"})
+        self.assertIn("| a | 1.50 (1.20–1.90) |", text)
+        self.assertIn("| b | - |", text)
