@@ -18,7 +18,7 @@ import os
 import re
 import statistics
 
-from harness import archive
+from harness import archive, study_report, study_sections
 from harness.report import fmt_cpu, fmt_ms
 from harness.tools import ROOT, Fatal
 
@@ -311,8 +311,37 @@ def mixed_table(doc, args):
     )
 
 
+# The study's own sections (study_report.py, study_sections.py), as its .md
+# prints them, for a block of kind `section name=...`.
+SECTIONS = {
+    "systems": study_report.systems_table,
+    "concurrency": study_sections.concurrency_table,
+    "pooler": study_sections.pooler_table,
+    "distance": study_sections.distance_tables,
+    "connections": study_sections.connections_table,
+    "sweep": study_sections.sweep_table,
+}
+
+
+def section_table(doc, args):
+    """One of the study's sections (SECTIONS) as its .md has it, without its
+    heading (the page around it has its own)."""
+    name = args["name"]
+    if name not in SECTIONS:
+        raise Fatal(f"findings: no section '{name}' (one of {', '.join(SECTIONS)})")
+    text = SECTIONS[name](doc).strip()
+    if not text:
+        raise Fatal(f"findings: the file has no '{name}' section (not measured in that study)")
+    lines = text.splitlines()
+    if lines[0].startswith("## "):
+        lines = lines[1:]
+    lines = [f"**{line[4:]}**" if line.startswith("### ") else line for line in lines]
+    return "\n".join(lines).strip() + "\n"
+
+
 TABLES = {
     "ratio": ratio_table,
+    "section": section_table,
     "figures": figures_table,
     "latency": latency_table,
     "cores": cores_table,

@@ -1,9 +1,11 @@
 """findings.py: the rule for a finding, per-round ratios from a study's
 records, and a marked block rebuilt in place (figures computed here by hand)."""
 
+import os
 import unittest
 
 from harness import findings
+from harness.tools import ROOT
 
 
 def study(rounds_a, rounds_b, workload="types"):
@@ -78,3 +80,39 @@ class CoresTests(unittest.TestCase):
         text = findings.cores_table(doc, {"workloads": "types"})
         self.assertIn("| a | 1.50 (1.20–1.90) |", text)
         self.assertIn("| b | - |", text)
+
+
+class SectionTests(unittest.TestCase):
+    def test_a_study_section_is_embedded_without_its_heading(self):
+        doc = {
+            "params": {"max_connections": 100},
+            "systems": [
+                {
+                    "name": "a@x4",
+                    "status": "measured",
+                    "placement": {"rtt_ms": 0, "instances": 4},
+                    "backends_peak": 80,
+                    "refused_connections": 3,
+                    "first_refusal": "too many clients already",
+                    "reason": "",
+                }
+            ],
+        }
+        text = findings.section_table(doc, {"name": "connections"})
+        self.assertFalse(text.startswith("#"))
+        self.assertIn("| a@x4 | 0 ms x4 | measured | 80 | 3 | too many clients already |", text)
+
+    def test_a_section_the_file_lacks_is_an_error(self):
+        doc = {"params": {"max_connections": 100}, "systems": []}
+        with self.assertRaises(findings.Fatal):
+            findings.section_table(doc, {"name": "connections"})
+        with self.assertRaises(findings.Fatal):
+            findings.section_table(doc, {"name": "nonsense"})
+
+
+class FindingsPageTests(unittest.TestCase):
+    def test_every_generated_table_of_the_findings_page_matches_its_results_file(self):
+        path = os.path.join(ROOT, "docs", "FINDINGS.md")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+        self.assertEqual(findings.regenerate(text), text)
