@@ -3,7 +3,12 @@ A.json B.json C.json ...` puts their medians side by side, figure by figure:
 the server's CPU µs per request at the common fixed rate and at each
 fraction of capacity (the figure the reference is tuned on; bound ±5%), and requests/s
 and every ratio to a ceiling at saturation (±10%). A figure agrees when every
-invocation's median is within the bound of the middle one."""
+invocation's median is within the bound of the middle one.
+
+Below that, every run of every file (`runs`): the server's CPU µs per
+request at saturation per run (bound ±10% of the median of all runs, the
+test of issue #22), and each run's ratio to the workload's ceiling measured
+in that same run, with how many runs reached it."""
 
 import statistics
 
@@ -11,6 +16,8 @@ from harness.report import fmt_cpu
 
 # (figure, bound in percent)
 BOUNDS = {"cpu": 5.0, "rps": 10.0, "ratio": 10.0}
+# Every run's server CPU µs per request at saturation, against the median of all.
+RUN_CPU_BOUND = 10.0
 
 
 def deviation_pct(values):
@@ -106,4 +113,76 @@ def markdown(rows, names):
     agreeing = sum(1 for row in rows if row[6])
     lines.append("")
     lines.append(f"{agreeing} of {len(rows)} figures agree.")
+    return "\n".join(lines)
+
+
+def runs(docs):
+    """Rows (workload, [server CPU µs/req of every run], deviation %, agrees,
+    [ratio to the same run's ceiling], ceiling name) over every run of
+    every file, in file order."""
+    by_name = {}
+    for doc in docs:
+        for workload in doc["workloads"]:
+            row = by_name.setdefault(workload["name"], {"cpu": [], "ratios": [], "ceiling": ""})
+            row["cpu"] += (workload.get("per_run") or {}).get("cpu_us_per_request", {}).get(
+                "server"
+            ) or []
+            row["ceiling"] = workload.get("ceiling") or row["ceiling"]
+            for run in workload.get("runs") or []:
+                if run.get("server") and run.get("ceiling"):
+                    row["ratios"].append(run["server"] / run["ceiling"])
+    out = []
+    for name, row in by_name.items():
+        values = [value for value in row["cpu"] if value is not None]
+        deviation = deviation_pct(values)
+        out.append(
+            (
+                name,
+                values,
+                deviation,
+                deviation is not None and deviation <= RUN_CPU_BOUND,
+                row["ratios"],
+                row["ceiling"],
+            )
+        )
+    return out
+
+
+def runs_markdown(rows):
+    head = [
+        "workload",
+        "server µs/req at saturation, every run: min / median / max",
+        f"largest deviation from the median (bound ±{RUN_CPU_BOUND:g}%)",
+        "÷ the run's ceiling: min / median / max",
+        "runs at or above the ceiling",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, values, deviation, agrees, ratios, ceiling in rows:
+        cpu = (
+            " / ".join(fmt_cpu(v) for v in (min(values), statistics.median(values), max(values)))
+            + f" ({len(values)} runs)"
+            if values
+            else "-"
+        )
+        ratio = (
+            " / ".join(f"{v:.2f}" for v in (min(ratios), statistics.median(ratios), max(ratios)))
+            + f" ({ceiling})"
+            if ratios
+            else "-"
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    cpu,
+                    "-"
+                    if deviation is None
+                    else f"{deviation:.1f}%" + ("" if agrees else " **no**"),
+                    ratio,
+                    f"{sum(1 for v in ratios if v >= 1)} of {len(ratios)}" if ratios else "-",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)

@@ -159,6 +159,10 @@ def cmd_agree(options, _argv):
     docs = [archive.read_json(path) for path in options.files]
     names = [doc.get("label") or os.path.basename(path) for doc, path in zip(docs, options.files)]
     print(agreement.markdown(agreement.compare(docs), names))
+    print()
+    print("Every run of every file, at saturation:")
+    print()
+    print(agreement.runs_markdown(agreement.runs(docs)))
     return 0
 
 

@@ -320,6 +320,7 @@ SECTIONS = {
     "distance": study_sections.distance_tables,
     "connections": study_sections.connections_table,
     "sweep": study_sections.sweep_table,
+    "split": study_sections.split_table,
 }
 
 

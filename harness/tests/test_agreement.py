@@ -58,3 +58,34 @@ class Compare(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EveryRun(unittest.TestCase):
+    def test_every_run_of_every_file_against_the_median_of_all(self):
+        def one(cpus, pairs):
+            return {
+                "workloads": [
+                    {
+                        "name": "types",
+                        "ceiling": "pgbench",
+                        "per_run": {"cpu_us_per_request": {"server": cpus}},
+                        "runs": [{"server": s, "ceiling": c} for s, c in pairs],
+                    }
+                ]
+            }
+
+        rows = agreement.runs(
+            [one([10.0, 11.0], [(100, 100), (90, 100)]), one([12.0], [(120, 100)])]
+        )
+        name, values, deviation, agrees, ratios, ceiling = rows[0]
+        self.assertEqual((name, values, ceiling), ("types", [10.0, 11.0, 12.0], "pgbench"))
+        # median 11; 10 and 12 are 1/11 = 9.09% from it: within ±10%.
+        self.assertAlmostEqual(deviation, 100 / 11)
+        self.assertTrue(agrees)
+        self.assertEqual(ratios, [1.0, 0.9, 1.2])
+        text = agreement.runs_markdown(rows)
+        self.assertIn(
+            "| 10.0 / 11.0 / 12.0 (3 runs) | 9.1% | 0.90 / 1.00 / 1.20 (pgbench) | 2 of 3 |", text
+        )
+        rows = agreement.runs([one([10.0, 14.0], [])])
+        self.assertFalse(rows[0][3])
