@@ -129,8 +129,10 @@ def runs(docs):
             ) or []
             row["ceiling"] = workload.get("ceiling") or row["ceiling"]
             for run in workload.get("runs") or []:
-                if run.get("server") and run.get("ceiling"):
-                    row["ratios"].append(run["server"] / run["ceiling"])
+                server = (run.get("server") or {}).get("rps")
+                ceiling = (run.get("ceiling") or {}).get("rps")
+                if server and ceiling:
+                    row["ratios"].append(server / ceiling)
     out = []
     for name, row in by_name.items():
         values = [value for value in row["cpu"] if value is not None]

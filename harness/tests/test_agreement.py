@@ -69,7 +69,7 @@ class EveryRun(unittest.TestCase):
                         "name": "types",
                         "ceiling": "pgbench",
                         "per_run": {"cpu_us_per_request": {"server": cpus}},
-                        "runs": [{"server": s, "ceiling": c} for s, c in pairs],
+                        "runs": [{"server": {"rps": s}, "ceiling": {"rps": c}} for s, c in pairs],
                     }
                 ]
             }
