@@ -118,15 +118,24 @@ def markdown(rows, names):
 
 def runs(docs):
     """Rows (workload, [server CPU µs/req of every run], deviation %, agrees,
-    [ratio to the same run's ceiling], ceiling name) over every run of
-    every file, in file order."""
+    [ratio to the same run's ceiling], ceiling name, [server ÷ load
+    generator CPU per request], its deviation %) over every run of every
+    file, in file order. The load generator does the same work per response
+    in every run, so the last figure moves with the server's cost relative
+    to the machine's speed of the moment, not with that speed."""
     by_name = {}
     for doc in docs:
         for workload in doc["workloads"]:
-            row = by_name.setdefault(workload["name"], {"cpu": [], "ratios": [], "ceiling": ""})
-            row["cpu"] += (workload.get("per_run") or {}).get("cpu_us_per_request", {}).get(
-                "server"
-            ) or []
+            row = by_name.setdefault(
+                workload["name"], {"cpu": [], "loadgen": [], "ratios": [], "ceiling": ""}
+            )
+            cpu = (workload.get("per_run") or {}).get("cpu_us_per_request") or {}
+            server = cpu.get("server") or []
+            row["cpu"] += server
+            loadgen = cpu.get("load_generator") or [None] * len(server)
+            row["loadgen"] += [
+                a / b if a is not None and b else None for a, b in zip(server, loadgen)
+            ]
             row["ceiling"] = workload.get("ceiling") or row["ceiling"]
             for run in workload.get("runs") or []:
                 server = (run.get("server") or {}).get("rps")
@@ -145,6 +154,8 @@ def runs(docs):
                 deviation is not None and deviation <= RUN_CPU_BOUND,
                 row["ratios"],
                 row["ceiling"],
+                [value for value in row["loadgen"] if value is not None],
+                deviation_pct(row["loadgen"]),
             )
         )
     return out
@@ -157,9 +168,10 @@ def runs_markdown(rows):
         f"largest deviation from the median (bound ±{RUN_CPU_BOUND:g}%)",
         "÷ the run's ceiling: min / median / max",
         "runs at or above the ceiling",
+        "server ÷ load generator CPU/req: min / median / max (deviation)",
     ]
-    lines = ["| " + " | ".join(head) + " |", "| --- | ---: | ---: | ---: | ---: |"]
-    for name, values, deviation, agrees, ratios, ceiling in rows:
+    lines = ["| " + " | ".join(head) + " |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, values, deviation, agrees, ratios, ceiling, relative, rel_dev in rows:
         cpu = (
             " / ".join(fmt_cpu(v) for v in (min(values), statistics.median(values), max(values)))
             + f" ({len(values)} runs)"
@@ -183,6 +195,13 @@ def runs_markdown(rows):
                     else f"{deviation:.1f}%" + ("" if agrees else " **no**"),
                     ratio,
                     f"{sum(1 for v in ratios if v >= 1)} of {len(ratios)}" if ratios else "-",
+                    " / ".join(
+                        f"{v:.2f}"
+                        for v in (min(relative), statistics.median(relative), max(relative))
+                    )
+                    + f" ({rel_dev:.1f}%)"
+                    if relative and rel_dev is not None
+                    else "-",
                 ]
             )
             + " |"

@@ -68,7 +68,12 @@ class EveryRun(unittest.TestCase):
                     {
                         "name": "types",
                         "ceiling": "pgbench",
-                        "per_run": {"cpu_us_per_request": {"server": cpus}},
+                        "per_run": {
+                            "cpu_us_per_request": {
+                                "server": cpus,
+                                "load_generator": [5.0] * len(cpus),
+                            }
+                        },
                         "runs": [{"server": {"rps": s}, "ceiling": {"rps": c}} for s, c in pairs],
                     }
                 ]
@@ -77,15 +82,17 @@ class EveryRun(unittest.TestCase):
         rows = agreement.runs(
             [one([10.0, 11.0], [(100, 100), (90, 100)]), one([12.0], [(120, 100)])]
         )
-        name, values, deviation, agrees, ratios, ceiling = rows[0]
+        name, values, deviation, agrees, ratios, ceiling, relative, _ = rows[0]
         self.assertEqual((name, values, ceiling), ("types", [10.0, 11.0, 12.0], "pgbench"))
         # median 11; 10 and 12 are 1/11 = 9.09% from it: within ±10%.
         self.assertAlmostEqual(deviation, 100 / 11)
         self.assertTrue(agrees)
         self.assertEqual(ratios, [1.0, 0.9, 1.2])
+        self.assertEqual(relative, [2.0, 2.2, 2.4])
         text = agreement.runs_markdown(rows)
         self.assertIn(
-            "| 10.0 / 11.0 / 12.0 (3 runs) | 9.1% | 0.90 / 1.00 / 1.20 (pgbench) | 2 of 3 |", text
+            "| 10.0 / 11.0 / 12.0 (3 runs) | 9.1% | 0.90 / 1.00 / 1.20 (pgbench) | 2 of 3 | 2.00 / 2.20 / 2.40 (9.1%) |",
+            text,
         )
         rows = agreement.runs([one([10.0, 14.0], [])])
         self.assertFalse(rows[0][3])
