@@ -7,8 +7,8 @@ front of --instances N above 1; one instance is measured without it."""
 
 import os
 
-from harness.process import Process
-from harness.tools import Fatal, need_tool
+from harness.process import Process, StartFailed
+from harness.tools import need_tool
 
 
 def http_front_lines(address, port, servers, ready_path, check_inter_ms=500):
@@ -22,7 +22,9 @@ def http_front_lines(address, port, servers, ready_path, check_inter_ms=500):
         "backend instances",
         "    balance roundrobin",
         "    option httpchk",
-        f"    http-check send meth GET uri {ready_path} ver HTTP/1.1 hdr Host front",
+        # The Host clients send through the front: a server that checks it
+        # (Django's ALLOWED_HOSTS) must pass its health check with it too.
+        f"    http-check send meth GET uri {ready_path} ver HTTP/1.1 hdr Host {address}:{port}",
         "    http-check expect status 200",
         f"    default-server inter {check_inter_ms}ms fall 2 rise 2",
     ]
@@ -84,5 +86,6 @@ def start_haproxy(name, servers, ready_path, *, host, port, tmp, accounting):
         process.wait_ready(host.url(port), ready_path, timeout=30)
     except Exception as error:
         process.stop(quiet=True, grace=5)
-        raise Fatal(f"HAProxy in front of {name} did not answer: {error}") from error
+        # StartFailed: a study records the system as not started and goes on.
+        raise StartFailed(f"HAProxy in front of {name} did not answer: {error}") from error
     return process

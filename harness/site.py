@@ -13,7 +13,7 @@ there and returns what the windows load."""
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness import cpu, hosts, link, pg, systems
 from harness.front import start_haproxy
@@ -204,6 +204,8 @@ class Site:
         if placement.needs_hosts and self.network is None:
             raise Unavailable(f"'{placement.label}' needs hosts: {self.no_hosts or 'none made'}")
         instances = []
+        if placement.instances > 1 and self.host("front"):
+            launch = replace(launch, public_host=self.host("front").address)
         try:
             for number in range(1, placement.instances + 1):
                 one = f"{name}#{number}" if placement.instances > 1 else name

@@ -396,6 +396,9 @@ class Study:
             nginx_state = study_doc.NginxCeiling(site)
             self.check_contracts(site, bench)
             self.measure_all(site, bench, nginx_state)
+            # Again after measuring: each round trip is measured when a
+            # system is first placed at it, after the head was taken.
+            head["topology"] = site.describe()
             self.write(study_doc.document(self, head), commit, dirty)
         failed = [variant.name for variant in self.variants if variant.status == "failed"]
         if failed:

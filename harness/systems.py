@@ -194,6 +194,9 @@ class Launch:
     pooler: str = ""
     # Values of the system's knobs by knob name (workers, pool, threads).
     knobs: dict = field(default_factory=dict)
+    # The address clients reach the system at when it is not its own (the
+    # load balancer's): BAKEOFF_PUBLIC_HOST, for a server that checks Host.
+    public_host: str = ""
 
 
 def start(system, launch, *, name, tmp, accounting, host=None, prefix=()):
@@ -206,6 +209,9 @@ def start(system, launch, *, name, tmp, accounting, host=None, prefix=()):
     env.pop("BAKEOFF_POOLER", None)
     if launch.pooler:
         env["BAKEOFF_POOLER"] = launch.pooler
+    env.pop("BAKEOFF_PUBLIC_HOST", None)
+    if launch.public_host:
+        env["BAKEOFF_PUBLIC_HOST"] = launch.public_host
     if launch.binary:
         env["BAKEOFF_BINARY"] = launch.binary
         env["BAKEOFF_SERVER_ARGS"] = " ".join(launch.server_args)

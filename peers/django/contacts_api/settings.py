@@ -12,8 +12,15 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "bakeoff-peer-not-secret")
 DEBUG = False
 # The address start.sh listens on (BAKEOFF_HOST, default 127.0.0.1) is the
 # Host that clients send (an IPv6 address in brackets).
+# Behind a load balancer, clients send the balancer's address instead
+# (BAKEOFF_PUBLIC_HOST, set by the harness for several instances).
 HOST = os.environ.get("BAKEOFF_HOST", "127.0.0.1")
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", f"[{HOST}]" if ":" in HOST else HOST]
+PUBLIC_HOST = os.environ.get("BAKEOFF_PUBLIC_HOST", "")
+ALLOWED_HOSTS = [
+    "127.0.0.1",
+    "localhost",
+    *(f"[{h}]" if ":" in h else h for h in (HOST, PUBLIC_HOST) if h),
+]
 
 INSTALLED_APPS = [
     "rest_framework",
