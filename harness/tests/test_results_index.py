@@ -15,7 +15,7 @@ from harness.tools import ROOT
 RESULTS = os.path.join(ROOT, "results")
 BUDGET_BYTES = 4 * 1024 * 1024
 # A run's files: its name, then one of these endings.
-ENDINGS = (".json", ".records.json.gz", ".md", "-cpu.png", "-rps.png", "-latency.png")
+ENDINGS = (".json", ".records.json.gz", ".md", "-cpu.png", "-rps.png", "-latency.png", "-sweep.png")
 
 
 def tracked_files():
