@@ -130,18 +130,18 @@ def runs(docs):
                 workload["name"], {"cpu": [], "loadgen": [], "ratios": [], "ceiling": ""}
             )
             cpu = (workload.get("per_run") or {}).get("cpu_us_per_request") or {}
-            server = cpu.get("server") or []
-            row["cpu"] += server
-            loadgen = cpu.get("load_generator") or [None] * len(server)
+            server_cpu = cpu.get("server") or []
+            row["cpu"] += server_cpu
+            loadgen = cpu.get("load_generator") or [None] * len(server_cpu)
             row["loadgen"] += [
-                a / b if a is not None and b else None for a, b in zip(server, loadgen)
+                a / b if a is not None and b else None for a, b in zip(server_cpu, loadgen)
             ]
             row["ceiling"] = workload.get("ceiling") or row["ceiling"]
             for run in workload.get("runs") or []:
-                server = (run.get("server") or {}).get("rps")
+                rps = (run.get("server") or {}).get("rps")
                 ceiling = (run.get("ceiling") or {}).get("rps")
-                if server and ceiling:
-                    row["ratios"].append(server / ceiling)
+                if rps and ceiling:
+                    row["ratios"].append(rps / ceiling)
     out = []
     for name, row in by_name.items():
         values = [value for value in row["cpu"] if value is not None]
@@ -161,6 +161,29 @@ def runs(docs):
     return out
 
 
+def files_markdown(names, docs):
+    """A line per file (date, CPU, cores, kernel), and a warning when the
+    kernels differ: a VM moved to another host keeps its CPU model string,
+    and the kernel build it boots tells the hosts apart where the model
+    does not."""
+    lines = []
+    for name, doc in zip(names, docs):
+        machine = doc.get("machine") or {}
+        lines.append(
+            f"- {name}: {doc.get('date', '?')}, {machine.get('cpu_model', '?')}, "
+            f"{machine.get('cores', '?')} cores, kernel {machine.get('kernel', '?')}"
+        )
+    if len({(doc.get("machine") or {}).get("kernel") for doc in docs}) > 1:
+        lines.append(
+            "- the files ran on different kernels (another host?): compare within one only"
+        )
+    return "\n".join(lines)
+
+
+def _min_median_max(values, fmt):
+    return " / ".join(fmt(v) for v in (min(values), statistics.median(values), max(values)))
+
+
 def runs_markdown(rows):
     head = [
         "workload",
@@ -172,38 +195,16 @@ def runs_markdown(rows):
     ]
     lines = ["| " + " | ".join(head) + " |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, values, deviation, agrees, ratios, ceiling, relative, rel_dev in rows:
-        cpu = (
-            " / ".join(fmt_cpu(v) for v in (min(values), statistics.median(values), max(values)))
-            + f" ({len(values)} runs)"
-            if values
-            else "-"
-        )
-        ratio = (
-            " / ".join(f"{v:.2f}" for v in (min(ratios), statistics.median(ratios), max(ratios)))
-            + f" ({ceiling})"
-            if ratios
-            else "-"
-        )
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    name,
-                    cpu,
-                    "-"
-                    if deviation is None
-                    else f"{deviation:.1f}%" + ("" if agrees else " **no**"),
-                    ratio,
-                    f"{sum(1 for v in ratios if v >= 1)} of {len(ratios)}" if ratios else "-",
-                    " / ".join(
-                        f"{v:.2f}"
-                        for v in (min(relative), statistics.median(relative), max(relative))
-                    )
-                    + f" ({rel_dev:.1f}%)"
-                    if relative and rel_dev is not None
-                    else "-",
-                ]
-            )
-            + " |"
-        )
+        two = "{:.2f}".format
+        cells = [
+            name,
+            f"{_min_median_max(values, fmt_cpu)} ({len(values)} runs)" if values else "-",
+            "-" if deviation is None else f"{deviation:.1f}%" + ("" if agrees else " **no**"),
+            f"{_min_median_max(ratios, two)} ({ceiling})" if ratios else "-",
+            f"{sum(1 for v in ratios if v >= 1)} of {len(ratios)}" if ratios else "-",
+            f"{_min_median_max(relative, two)} ({rel_dev:.1f}%)"
+            if relative and rel_dev is not None
+            else "-",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -158,16 +158,7 @@ def cmd_agree(options, _argv):
         raise Fatal("agree needs at least two results files")
     docs = [archive.read_json(path) for path in options.files]
     names = [doc.get("label") or os.path.basename(path) for doc, path in zip(docs, options.files)]
-    # A VM moved to another host keeps its CPU model string; the kernel
-    # build it boots tells the hosts apart where the model does not.
-    for name, doc in zip(names, docs):
-        machine = doc.get("machine") or {}
-        print(
-            f"- {name}: {doc.get('date', '?')}, {machine.get('cpu_model', '?')}, "
-            f"{machine.get('cores', '?')} cores, kernel {machine.get('kernel', '?')}"
-        )
-    if len({(doc.get("machine") or {}).get("kernel") for doc in docs}) > 1:
-        print("- the files ran on different kernels (another host?): compare within one only")
+    print(agreement.files_markdown(names, docs))
     print()
     print(agreement.markdown(agreement.compare(docs), names))
     print()

@@ -204,8 +204,9 @@ class Site:
         if placement.needs_hosts and self.network is None:
             raise Unavailable(f"'{placement.label}' needs hosts: {self.no_hosts or 'none made'}")
         instances = []
-        if placement.instances > 1 and self.host("front"):
-            launch = replace(launch, public_host=self.host("front").address)
+        front_host = self.host("front") if placement.instances > 1 else None
+        if front_host:
+            launch = replace(launch, public_host=front_host.address)
         try:
             for number in range(1, placement.instances + 1):
                 one = f"{name}#{number}" if placement.instances > 1 else name

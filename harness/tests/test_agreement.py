@@ -56,10 +56,6 @@ class Compare(unittest.TestCase):
         self.assertIn("3 of 4 figures agree.", text)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class EveryRun(unittest.TestCase):
     def test_every_run_of_every_file_against_the_median_of_all(self):
         def one(cpus, pairs):
@@ -96,3 +92,7 @@ class EveryRun(unittest.TestCase):
         )
         rows = agreement.runs([one([10.0, 14.0], [])])
         self.assertFalse(rows[0][3])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -11,9 +11,9 @@ import dj_database_url
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "bakeoff-peer-not-secret")
 DEBUG = False
 # The address start.sh listens on (BAKEOFF_HOST, default 127.0.0.1) is the
-# Host that clients send (an IPv6 address in brackets).
-# Behind a load balancer, clients send the balancer's address instead
-# (BAKEOFF_PUBLIC_HOST, set by the harness for several instances).
+# Host that clients send (an IPv6 address in brackets); behind a load
+# balancer they send the balancer's (BAKEOFF_PUBLIC_HOST, set by the harness
+# for several instances).
 HOST = os.environ.get("BAKEOFF_HOST", "127.0.0.1")
 PUBLIC_HOST = os.environ.get("BAKEOFF_PUBLIC_HOST", "")
 ALLOWED_HOSTS = [
