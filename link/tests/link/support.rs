@@ -256,8 +256,8 @@ pub struct Summary {
     pub chunks: u64,
     /// Median lateness after the due time, µs (to the 0.1 µs bucket).
     pub p50_us: f64,
-    /// 99th percentile lateness, µs.
-    pub p99_us: f64,
+    /// 90th percentile lateness, µs.
+    pub p90_us: f64,
     /// Time spent spinning, ms.
     pub spun_ms: f64,
 }
@@ -287,7 +287,7 @@ impl Summary {
         Summary {
             chunks,
             p50_us: after(" p50 "),
-            p99_us: after(" p99 "),
+            p90_us: after(" p90 "),
             spun_ms: after(" per chunk, "),
             line,
         }
