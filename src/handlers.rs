@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -13,10 +12,10 @@ use futures_util::{FutureExt, TryStreamExt, pin_mut};
 use hyper::body::Incoming;
 use hyper::header::IF_NONE_MATCH;
 use hyper::{Request, Response};
-use tokio::sync::Semaphore;
 use tokio_postgres::types::ToSql;
 
 use crate::activity;
+use crate::compute::ComputePool;
 use crate::db::{self, Database, Query};
 use crate::error::ApiError;
 use crate::json::write_int;
@@ -33,8 +32,8 @@ use crate::rows::{self, CONTACT_JSON_SIZE, TYPE_JSON_SIZE};
 pub struct State {
     /// This runtime's database pools.
     pub db: Database,
-    /// The process-wide limits of `/fibonacci`.
-    pub fib: &'static FibPool,
+    /// The process's `/fibonacci` threads and their admission limit.
+    pub fib: &'static ComputePool,
 }
 
 /// Answers one request. Never fails: every error becomes its response, and
@@ -295,45 +294,11 @@ fn names_nothing(page: &PageQuery) -> bool {
         .is_some_and(|starts| starts.contains('\0'))
 }
 
-/// The CPU-bound endpoint's limits: at most `workers` computations at once
-/// on the blocking pool, and at most `queue` waiting or running; past that
-/// a request is answered 503 at once instead of piling up.
-pub struct FibPool {
-    workers: Arc<Semaphore>,
-    queue: Arc<Semaphore>,
-}
-
-impl FibPool {
-    /// `workers` computations in parallel, `queue` admitted in all.
-    pub fn new(workers: usize, queue: usize) -> FibPool {
-        FibPool {
-            workers: Arc::new(Semaphore::new(workers)),
-            queue: Arc::new(Semaphore::new(queue.max(workers))),
-        }
-    }
-}
-
-/// `GET /fibonacci/{n}`: the naive recursion, on purpose, run on tokio's
-/// blocking pool so that it never stalls the I/O threads.
-pub async fn fibonacci(pool: &FibPool, raw_n: &str) -> Result<Response<Body>, ApiError> {
+/// `GET /fibonacci/{n}`: the naive recursion, on the compute pool's threads
+/// so that it never stalls the I/O threads.
+pub async fn fibonacci(pool: &ComputePool, raw_n: &str) -> Result<Response<Body>, ApiError> {
     let n = params::path_integer(raw_n, "n", 0, 40)? as u32;
-    let _admitted = pool
-        .queue
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Unavailable)?;
-    let worker = pool
-        .workers
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    let result = tokio::task::spawn_blocking(move || {
-        let _worker = worker;
-        fib(n)
-    })
-    .await
-    .map_err(|_| ApiError::Internal)?;
+    let result = pool.fib(n).await?;
     let mut out = Vec::with_capacity(24);
     out.extend_from_slice(br#"{"result":"#);
     write_int(&mut out, result);
@@ -341,25 +306,9 @@ pub async fn fibonacci(pool: &FibPool, raw_n: &str) -> Result<Response<Body>, Ap
     Ok(response::ok(out))
 }
 
-/// fib(0) = fib(1) = 1, fib(n) = fib(n-1) + fib(n-2), by the naive
-/// recursion: this is the study's CPU-bound workload, not a puzzle to
-/// optimise away.
-pub fn fib(n: u32) -> u64 {
-    if n < 2 { 1 } else { fib(n - 1) + fib(n - 2) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fib_follows_the_contract_definition() {
-        let expected = [1, 1, 2, 3, 5, 8, 13, 21, 34, 55];
-        for (n, value) in expected.iter().enumerate() {
-            assert_eq!(fib(n as u32), *value);
-        }
-        assert_eq!(fib(25), 121393);
-    }
 
     #[test]
     fn version_body_is_the_package_version() {

@@ -14,6 +14,8 @@
 //! - [`activity`]: whether a connection is answering, for shutdown.
 //! - [`handlers`]: `handle` (route, dispatch, count) and one function per
 //!   endpoint, with the `State` they reach.
+//! - [`compute`]: `/fibonacci`'s threads, one per core, fed from one
+//!   queue, with its admission limit.
 //! - [`router`]: method and path to a [`router::Route`], its metrics label
 //!   and template; 404 and 405.
 //! - [`params`]: percent-decoding and the parameter rules; 422.
@@ -51,6 +53,7 @@
 )]
 
 pub mod activity;
+pub mod compute;
 pub mod config;
 pub mod db;
 pub mod error;

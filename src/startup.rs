@@ -15,9 +15,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
 use crate::activity;
+use crate::compute::ComputePool;
 use crate::config::{self, RuntimeShape, Scheduling, ServeConfig};
 use crate::db::{Connector, Database, Health, PoolMode, PoolOptions, address};
-use crate::handlers::{FibPool, State};
+use crate::handlers::State;
 use crate::log;
 use crate::metrics;
 use crate::server::{self, HttpOptions};
@@ -46,8 +47,8 @@ pub struct Server {
 /// How long, once the connections are drained (or the drain timeout has
 /// passed), a runtime waits for its remaining work before it is dropped.
 /// Dropping a runtime would wait for ever for `spawn_blocking` work (a
-/// `/fibonacci` still computing after the drain timeout); its tasks, the
-/// database connections' included, are dropped, which closes their sockets.
+/// host name still resolving); its tasks, the database connections'
+/// included, are dropped, which closes their sockets.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 impl Server {
@@ -117,10 +118,10 @@ impl Server {
             RuntimeShape::PerCore => (workers, config.pool_size().div_ceil(workers as u32).max(1)),
         };
         let pool = config.pool_options(pool_size);
-        let fib: &'static FibPool = Box::leak(Box::new(FibPool::new(
+        let fib: &'static ComputePool = Box::leak(Box::new(ComputePool::start(
             config::available_cores(),
             config.fib_queue(),
-        )));
+        )?));
         let http = HttpOptions {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_s),
             drain_timeout: Duration::from_secs(config.drain_timeout_s),
@@ -198,6 +199,8 @@ impl Server {
                 .join()
                 .map_err(|_| "a worker thread panicked".to_owned())??;
         }
+        // A computation still running finishes on its own thread, unawaited.
+        fib.close();
         Ok(())
     }
 }
@@ -214,7 +217,7 @@ struct Worker {
     /// The process's view of the database's reachability, shared.
     health: Arc<Health>,
     http: HttpOptions,
-    fib: &'static FibPool,
+    fib: &'static ComputePool,
     stopped: watch::Receiver<bool>,
     started: Arc<Barrier>,
 }
