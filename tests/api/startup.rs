@@ -77,7 +77,12 @@ fn serving_thread_policies(pid: u32) -> Vec<u32> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let path = task.unwrap().path();
         let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if !comm.trim().starts_with("bakeoff-") {
+        // `bakeoff-N` only: `/fibonacci`'s threads are `bakeoff-compute-N`.
+        let is_serving = comm
+            .trim()
+            .strip_prefix("bakeoff-")
+            .is_some_and(|index| index.parse::<usize>().is_ok());
+        if !is_serving {
             continue;
         }
         let stat = std::fs::read_to_string(path.join("stat")).unwrap();
