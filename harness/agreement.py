@@ -121,8 +121,10 @@ def runs(docs):
     [ratio to the same run's ceiling], ceiling name, [server ÷ load
     generator CPU per request], its deviation %) over every run of every
     file, in file order. The load generator does the same work per response
-    in every run, so the last figure moves with the server's cost relative
-    to the machine's speed of the moment, not with that speed."""
+    in every run, so at a similar throughput the last figure moves with the
+    server's cost relative to the machine's speed of the moment, not with
+    that speed (at a much higher throughput wrk's cost per response falls:
+    more responses per wake-up)."""
     by_name = {}
     for doc in docs:
         for workload in doc["workloads"]:

@@ -154,14 +154,15 @@ def cmd_table(options, _argv):
 def cmd_agree(options, _argv):
     from harness import agreement, archive
 
-    if len(options.files) < 2:
-        raise Fatal("agree needs at least two results files")
     docs = [archive.read_json(path) for path in options.files]
     names = [doc.get("label") or os.path.basename(path) for doc, path in zip(docs, options.files)]
     print(agreement.files_markdown(names, docs))
     print()
-    print(agreement.markdown(agreement.compare(docs), names))
-    print()
+    # One file has no medians to set side by side, but its runs still have
+    # their own spread.
+    if len(docs) > 1:
+        print(agreement.markdown(agreement.compare(docs), names))
+        print()
     print("Every run of every file, at saturation:")
     print()
     print(agreement.runs_markdown(agreement.runs(docs)))
@@ -237,7 +238,8 @@ def parser(prog=None):
     one.add_argument("file")
     one.set_defaults(func=cmd_table)
     one = sub.add_parser(
-        "agree", help="do several run.sh results files agree? their medians side by side"
+        "agree",
+        help="do several run.sh results files agree? their medians side by side, then every run",
     )
     one.add_argument("files", nargs="+", metavar="FILE")
     one.set_defaults(func=cmd_agree)

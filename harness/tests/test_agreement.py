@@ -1,9 +1,14 @@
 """agreement.py: the distance of each invocation's median from the middle
 one, and which figures are compared."""
 
+import contextlib
+import io
+import json
+import os
+import tempfile
 import unittest
 
-from harness import agreement
+from harness import agreement, cli
 
 
 def doc(rps, ratio, cpu):
@@ -92,6 +97,33 @@ class EveryRun(unittest.TestCase):
         )
         rows = agreement.runs([one([10.0, 14.0], [])])
         self.assertFalse(rows[0][3])
+
+    def test_agree_takes_one_file_and_prints_only_its_runs(self):
+        doc = {
+            "label": "solo",
+            "workloads": [
+                {
+                    "name": "types",
+                    "ceiling": "pgbench",
+                    "per_run": {
+                        "cpu_us_per_request": {"server": [10.0, 12.0], "load_generator": [5.0, 6.0]}
+                    },
+                }
+            ],
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "solo.json")
+            with open(path, "w") as out:
+                json.dump(doc, out)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                status = cli.main(["agree", path])
+        self.assertEqual(status, 0)
+        text = printed.getvalue()
+        self.assertIn("- solo: ", text)
+        self.assertNotIn("figures agree", text)
+        # The median of 10 and 12 is 11; both are 1/11 = 9.1% from it.
+        self.assertIn("| types | 10.0 / 11.0 / 12.0 (2 runs) | 9.1% |", text)
 
 
 if __name__ == "__main__":
