@@ -56,7 +56,11 @@ pub fn postgres_config(database_url: &str, connect_timeout: Duration) -> Result<
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(TCP_USER_TIMEOUT);
     }
-    Ok(Connector { config, target })
+    Ok(Connector {
+        config,
+        target,
+        batch_syncs: false,
+    })
 }
 
 /// The connection string without its `target_session_attrs`, and that

@@ -17,12 +17,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::{Host, LoadBalanceHosts};
 use tokio_postgres::{Client, NoTls};
 
 use super::session_target::{SessionTarget, meets};
 use super::socket::{DatabaseSocket, Driver};
+use super::sync_batching::SyncBatching;
 use crate::metrics;
 
 /// What connects: the parsed connection string and the session target.
@@ -33,6 +35,10 @@ pub struct Connector {
     pub config: tokio_postgres::Config,
     /// Which host a session may be opened on.
     pub target: SessionTarget,
+    /// Whether sessions batch their statements under one Sync per write
+    /// (`sync_batching.rs`): for shared connections, where many requests'
+    /// statements go out together.
+    pub batch_syncs: bool,
 }
 
 /// Why no session could be opened: the last host's reason. Holds no
@@ -170,8 +176,10 @@ impl Connector {
         target: SessionTarget,
     ) -> Result<Client, ConnectError> {
         let socket = self.socket(endpoint).await?;
-        let (client, connection) = self.config.connect_raw(socket, NoTls).await?;
-        tokio::spawn(Driver(connection));
+        let client = match self.batch_syncs {
+            true => self.start(SyncBatching::new(socket)).await?,
+            false => self.start(socket).await?,
+        };
         metrics::database_connected();
         if !meets(&client, target).await? {
             // Dropping the client ends its connection task, which closes
@@ -181,6 +189,16 @@ impl Connector {
                 target,
             });
         }
+        Ok(client)
+    }
+
+    /// Starts a session on an open socket and spawns its connection task.
+    async fn start<S>(&self, socket: S) -> Result<Client, tokio_postgres::Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (client, connection) = self.config.connect_raw(socket, NoTls).await?;
+        tokio::spawn(Driver(connection));
         Ok(client)
     }
 

@@ -14,6 +14,8 @@
 //! - [`pool`]: one pool, exclusive or shared, failing fast during an outage.
 //! - [`shared`]: the shared slots, many requests on one connection.
 //! - [`health`]: whether the database is known to be unreachable.
+//! - [`sync_batching`]: one Sync per batch of statements on a shared
+//!   connection.
 
 pub mod address;
 pub mod connect;
@@ -24,6 +26,7 @@ pub mod session_target;
 pub mod shared;
 pub mod socket;
 pub mod statements;
+pub mod sync_batching;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -69,7 +72,10 @@ impl Database {
     ///
     /// `health` is the process's one view of the database's reachability,
     /// shared by every pool (see `health.rs`).
-    pub fn new(connector: Connector, options: &PoolOptions, health: &Arc<Health>) -> Database {
+    pub fn new(mut connector: Connector, options: &PoolOptions, health: &Arc<Health>) -> Database {
+        // Only a shared connection carries several requests' statements in
+        // one write; an exclusive one has one statement at a time.
+        connector.batch_syncs = options.mode == PoolMode::Shared;
         let per_call_plans = match options.per_call_plans_size() {
             0 => None,
             size => Some(Pool::open(
