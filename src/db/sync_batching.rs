@@ -7,9 +7,10 @@
 //! tokio-postgres wrote a whole batch of statements in one write. Under one
 //! Sync, PostgreSQL runs the batch in one implicit transaction and flushes
 //! once, as pgbench's pipeline mode does. The backend's CPU per `/types`
-//! statement, measured with raw batches on a Unix socket: 16.4 µs with a
-//! Sync each against 12.2 µs with one per 16 statements; 12.6 against 7.5 at
-//! 256 (docs/PERFORMANCE.md, "One Sync per batch").
+//! statement in batches of 16 (`scripts/sync_cost.py`, two runs): 11.5 µs
+//! with a Sync each, 8.2–8.5 with one per batch; in the server, PostgreSQL's
+//! CPU per `/types` request fell from 18.7–27.4 to 11.5–12.6 µs
+//! (docs/PERFORMANCE.md, "One Sync per batch").
 //!
 //! tokio-postgres has no such pipeline, and counts one ReadyForQuery per
 //! request. So this layer rewrites the two streams, by hand because it is
