@@ -22,7 +22,8 @@
 //! - [`db`]: the pools and their connections, statements prepared once per
 //!   connection, fast failure during an outage; the connection string
 //!   parsed (several hosts, `target_session_attrs`); sessions opened on the
-//!   first of those hosts that meets the target, on a counted socket.
+//!   first of those hosts that meets the target, on a counted socket; a
+//!   shared connection's statements sent under one Sync per write.
 //! - [`rows`]: PostgreSQL rows to JSON, from the rows' own bytes.
 //! - [`json`]: the JSON string and integer writer.
 //! - [`response`], [`error`]: response building; [`error::ApiError`] and
