@@ -1,7 +1,8 @@
 //! One Sync per batch (`src/db/sync_batching.rs`) against a real
 //! PostgreSQL: statements sent together run in one implicit transaction,
 //! each request still gets its own answer, and a failed statement fails the
-//! ones PostgreSQL skipped after it, not the connection.
+//! ones PostgreSQL skipped after it, not the connection; each statement
+//! keeps its own statement timeout.
 
 use std::time::Duration;
 
@@ -120,5 +121,39 @@ fn simple_queries_and_prepares_between_statements_keep_their_own_transactions() 
         set.unwrap();
         assert_ne!(before.unwrap().get::<_, String>(0), "7MB");
         assert_eq!(after.unwrap().get::<_, String>(0), "7MB");
+    });
+}
+
+#[test]
+fn each_statement_of_a_batch_keeps_its_own_statement_timeout() {
+    let batching = connector(true);
+    on_one_thread(|| async {
+        let client = batching.connect().await.unwrap();
+        client
+            .batch_execute("SET statement_timeout = 500")
+            .await
+            .unwrap();
+        let sleep = client
+            .prepare("SELECT transaction_timestamp()::text FROM pg_sleep(0.25)")
+            .await
+            .unwrap();
+        let one = || async {
+            client
+                .query_one(&sleep, &[])
+                .await
+                .map(|row| row.get::<_, String>(0))
+        };
+        // 750 ms in one batch (one transaction), each statement well within
+        // its 500 ms: the timer restarts at each Execute, as the module's
+        // comment says.
+        let began = std::time::Instant::now();
+        let (a, b, c) = join3(one(), one(), one()).await;
+        assert!(began.elapsed() >= Duration::from_millis(750));
+        let starts = [a.unwrap(), b.unwrap(), c.unwrap()];
+        assert!(starts.iter().all(|start| *start == starts[0]), "{starts:?}");
+        // And a statement over its own timeout is still cancelled.
+        let long = client.prepare("SELECT pg_sleep(0.8)").await.unwrap();
+        let error = client.query_one(&long, &[]).await.unwrap_err();
+        assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED));
     });
 }

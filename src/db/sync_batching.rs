@@ -31,7 +31,8 @@
 //!
 //! The statements of one batch share an implicit transaction. Each still
 //! takes its own snapshot (read committed) and its own statement timeout
-//! (PostgreSQL restarts the timer at each Execute); they only read.
+//! (PostgreSQL restarts the timer at each Execute: `tests/sync_batching.rs`
+//! checks it); they only read.
 
 use std::collections::VecDeque;
 use std::io;
@@ -176,6 +177,15 @@ impl<S> SyncBatching<S> {
     fn send_held(&mut self) {
         self.outgoing.extend_from_slice(&SYNC);
         self.endings.push_back(Ending::Real);
+    }
+
+    /// The end of a batch: the held Sync, if any, goes out.
+    fn end_batch(&mut self) {
+        if self.held {
+            self.send_held();
+            self.held = false;
+            self.held_ended = false;
+        }
     }
 
     /// The whole message at the front of `incoming`, tagged `tag`.
@@ -351,11 +361,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SyncBatching<S> {
     /// The end of a batch: the held Sync goes out, then every byte.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.held {
-            this.send_held();
-            this.held = false;
-            this.held_ended = false;
-        }
+        this.end_batch();
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
@@ -421,10 +427,7 @@ mod tests {
     fn write_batch(layer: &mut SyncBatching<()>, bytes: &[u8]) -> String {
         layer.incoming.extend_from_slice(bytes);
         layer.take_frontend();
-        if layer.held {
-            layer.send_held();
-            layer.held = false;
-        }
+        layer.end_batch();
         let sent = tags(&layer.outgoing);
         layer.outgoing.clear();
         sent
