@@ -1,4 +1,4 @@
-//! One Sync per batch (`src/db/sync_batching.rs`) against a real
+//! One Sync per batch (`src/db/sync_batching/`) against a real
 //! PostgreSQL: statements sent together run in one implicit transaction,
 //! each request still gets its own answer, and a failed statement fails the
 //! ones PostgreSQL skipped after it, not the connection; each statement

@@ -36,7 +36,7 @@ pub struct Connector {
     /// Which host a session may be opened on.
     pub target: SessionTarget,
     /// Whether sessions batch their statements under one Sync per write
-    /// (`sync_batching.rs`): for shared connections, where many requests'
+    /// (`sync_batching/`): for shared connections, where many requests'
     /// statements go out together.
     pub batch_syncs: bool,
 }

@@ -89,7 +89,7 @@ impl Query {
 /// The requests a cheap statement's connection takes before the next one is
 /// used. With a Sync per statement, 8 to 32 measured alike and 64 (one
 /// connection per runtime in practice) worse (docs/PERFORMANCE.md, issue
-/// #22). Under one Sync per batch (`sync_batching.rs`) a deeper batch saves
+/// #22). Under one Sync per batch (`sync_batching/`) a deeper batch saves
 /// PostgreSQL more: 8, 32 and 64 alternated three times (docs/PERFORMANCE.md,
 /// "One Sync per batch"), `types` ÷ `version` 0.48–0.50 at 8, 0.55–0.58 at
 /// 32, 0.53–0.61 at 64, statements per write 6 → 9 → 10.

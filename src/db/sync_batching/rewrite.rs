@@ -1,46 +1,12 @@
-//! One Sync per batch of statements: a layer between tokio-postgres and a
-//! shared connection's socket.
-//!
-//! tokio-postgres ends every statement with a Sync (Bind, Execute, Sync),
-//! and PostgreSQL answers each Sync by ending the implicit transaction and
-//! flushing its output: one commit and one `send` per statement, even when
-//! tokio-postgres wrote a whole batch of statements in one write. Under one
-//! Sync, PostgreSQL runs the batch in one implicit transaction and flushes
-//! once, as pgbench's pipeline mode does. The backend's CPU per `/types`
-//! statement in batches of 16 (`scripts/sync_cost.py`, two runs): 11.5 µs
-//! with a Sync each, 8.2–8.5 with one per batch; in the server, PostgreSQL's
-//! CPU per `/types` request fell from 18.7–27.4 to 11.5–12.6 µs
-//! (docs/PERFORMANCE.md, "One Sync per batch").
-//!
-//! tokio-postgres has no such pipeline, and counts one ReadyForQuery per
-//! request. So this layer rewrites the two streams, by hand because it is
-//! the hot path this project exists to tune:
-//!
-//! - **Out**: a Sync that ends a plain execution (exactly Bind, Execute) and
-//!   is followed in the same flush by another Bind is dropped. Every other
-//!   Sync (after a Parse, a Describe, a Close) goes out, as do simple
-//!   queries; so prepares, session settings and the statements sent as the
-//!   unnamed statement keep their own transaction.
-//! - **In**: after the CommandComplete of a statement whose Sync was
-//!   dropped, a ReadyForQuery is put in, so tokio-postgres sees the answer
-//!   it expects for each request. When a statement of the batch fails,
-//!   PostgreSQL skips the rest until the Sync: each skipped statement gets
-//!   an ErrorResponse of its own (SQLSTATE 25P02, as PostgreSQL names a
-//!   statement ignored in an aborted transaction), which the handler turns
-//!   into a 503 like any failed query.
-//!
-//! The statements of one batch share an implicit transaction. Each still
-//! takes its own snapshot (read committed) and its own statement timeout
-//! (PostgreSQL restarts the timer at each Execute: `tests/sync_batching.rs`
-//! checks it); they only read.
+//! The rewriting of one Sync per batch (see `mod.rs`), without I/O: the
+//! frontend messages tokio-postgres writes, with the Syncs between plain
+//! executions dropped, and PostgreSQL's answers, with a ReadyForQuery put
+//! back after each statement whose Sync was dropped.
 
 use std::collections::VecDeque;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Frontend and backend message tags this layer acts on.
 mod tag {
@@ -66,12 +32,6 @@ const READY: [u8; 6] = [tag::READY_FOR_QUERY, 0, 0, 0, 5, b'I'];
 const SKIPPED: &[u8] =
     b"SERROR\0VERROR\0C25P02\0Mstatement skipped: an earlier statement of its batch failed\0\0";
 
-/// How many bytes are asked of the socket per read.
-const READ_CHUNK: usize = 16 * 1024;
-
-/// Past this many bytes waiting to go out, writes wait for the socket.
-const WRITE_LIMIT: usize = 64 * 1024;
-
 /// How a request's answer ends, in the order the requests went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -90,13 +50,12 @@ enum Group {
     Other,
 }
 
-/// A socket whose statements are batched under one Sync per flush.
-pub struct SyncBatching<S> {
-    inner: S,
+/// Both streams of one session, and where each request's answer ends.
+pub(super) struct Streams {
     /// Frontend bytes not yet read as whole messages.
     incoming: BytesMut,
     /// Frontend bytes ready for the socket.
-    outgoing: BytesMut,
+    pub(super) outgoing: BytesMut,
     /// The first frontend message (the startup message) has no tag.
     startup: bool,
     group: Group,
@@ -109,16 +68,15 @@ pub struct SyncBatching<S> {
     /// The endings still to come, oldest first.
     endings: VecDeque<Ending>,
     /// Backend bytes not yet read as whole messages.
-    raw: BytesMut,
+    pub(super) raw: BytesMut,
     /// Backend bytes, rewritten, ready for tokio-postgres.
-    answers: BytesMut,
+    pub(super) answers: BytesMut,
 }
 
-impl<S> SyncBatching<S> {
-    /// Wraps a socket on which no message has been sent yet.
-    pub fn new(inner: S) -> SyncBatching<S> {
-        SyncBatching {
-            inner,
+impl Streams {
+    /// The streams of a session on which no message has been sent yet.
+    pub(super) fn new(read_chunk: usize) -> Streams {
+        Streams {
             incoming: BytesMut::new(),
             outgoing: BytesMut::with_capacity(4096),
             startup: true,
@@ -127,9 +85,16 @@ impl<S> SyncBatching<S> {
             held_ended: false,
             // The session's start ends with PostgreSQL's ReadyForQuery.
             endings: VecDeque::from([Ending::Real]),
-            raw: BytesMut::with_capacity(READ_CHUNK),
-            answers: BytesMut::with_capacity(READ_CHUNK),
+            raw: BytesMut::with_capacity(read_chunk),
+            answers: BytesMut::with_capacity(read_chunk),
         }
+    }
+
+    /// Takes bytes tokio-postgres wrote: their whole messages go to
+    /// `outgoing`, rewritten.
+    pub(super) fn write(&mut self, data: &[u8]) {
+        self.incoming.extend_from_slice(data);
+        self.take_frontend();
     }
 
     /// Reads the whole frontend messages of `incoming` into `outgoing`.
@@ -180,7 +145,7 @@ impl<S> SyncBatching<S> {
     }
 
     /// The end of a batch: the held Sync, if any, goes out.
-    fn end_batch(&mut self) {
+    pub(super) fn end_batch(&mut self) {
         if self.held {
             self.send_held();
             self.held = false;
@@ -210,7 +175,7 @@ impl<S> SyncBatching<S> {
     /// the endings of merged statements. An error when PostgreSQL's answers
     /// do not match the requests sent (which would leave tokio-postgres
     /// waiting forever): the connection is then closed and replaced.
-    fn take_backend(&mut self) -> io::Result<()> {
+    pub(super) fn take_backend(&mut self) -> io::Result<()> {
         while self.raw.len() >= 5 {
             let length = 1 + be_length(&self.raw[1..5]);
             if self.raw.len() < length {
@@ -299,79 +264,6 @@ fn be_length(bytes: &[u8]) -> usize {
     u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize
 }
 
-impl<S: AsyncWrite + Unpin> SyncBatching<S> {
-    /// Writes `outgoing` to the socket until it is empty or the socket is
-    /// full.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.outgoing.is_empty() {
-            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.outgoing))?;
-            if written == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.outgoing.advance(written);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for SyncBatching<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        while this.answers.is_empty() {
-            this.raw.reserve(READ_CHUNK);
-            let spare = this.raw.spare_capacity_mut();
-            let mut read = ReadBuf::uninit(spare);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
-            let filled = read.filled().len();
-            if filled == 0 {
-                // The end of the stream: tokio-postgres sees it as such.
-                return Poll::Ready(Ok(()));
-            }
-            // SAFETY: `poll_read` initialised the first `filled` bytes of the
-            // spare capacity, which follow the buffer's current contents.
-            unsafe { this.raw.set_len(this.raw.len() + filled) };
-            this.take_backend()?;
-        }
-        let count = this.answers.len().min(buf.remaining());
-        buf.put_slice(&this.answers[..count]);
-        this.answers.advance(count);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for SyncBatching<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.outgoing.len() >= WRITE_LIMIT {
-            ready!(this.poll_drain(cx))?;
-        }
-        this.incoming.extend_from_slice(data);
-        this.take_frontend();
-        Poll::Ready(Ok(data.len()))
-    }
-
-    /// The end of a batch: the held Sync goes out, then every byte.
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.end_batch();
-        ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.as_mut().poll_flush(cx))?;
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,8 +304,8 @@ mod tests {
     }
 
     /// A layer past the session's start (whose ReadyForQuery was read).
-    fn started() -> SyncBatching<()> {
-        let mut layer = SyncBatching::new(());
+    fn started() -> Streams {
+        let mut layer = Streams::new(1024);
         layer.incoming.extend_from_slice(&[0, 0, 0, 8, 0, 3, 0, 0]);
         layer.take_frontend();
         layer.outgoing.clear();
@@ -424,7 +316,7 @@ mod tests {
     }
 
     /// Writes `bytes` and ends the batch as a flush does.
-    fn write_batch(layer: &mut SyncBatching<()>, bytes: &[u8]) -> String {
+    fn write_batch(layer: &mut Streams, bytes: &[u8]) -> String {
         layer.incoming.extend_from_slice(bytes);
         layer.take_frontend();
         layer.end_batch();
@@ -434,7 +326,7 @@ mod tests {
     }
 
     /// Feeds PostgreSQL's answer and returns what tokio-postgres reads.
-    fn answer(layer: &mut SyncBatching<()>, bytes: &[u8]) -> io::Result<String> {
+    fn answer(layer: &mut Streams, bytes: &[u8]) -> io::Result<String> {
         layer.raw.extend_from_slice(bytes);
         layer.take_backend()?;
         let read = tags(&layer.answers);
