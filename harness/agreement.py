@@ -8,9 +8,14 @@ invocation's median is within the bound of the middle one.
 Below that, every run of every file (`runs`): the server's CPU µs per
 request at saturation per run (bound ±10% of the median of all runs, the
 test of issue #22), and each run's ratio to the workload's ceiling measured
-in that same run, with how many runs reached it."""
+in that same run, with how many runs reached it; then two yardsticks from
+the same runs: the server's CPU per request divided by the load
+generator's, and the ceiling's own CPU per request (nginx's, or
+PostgreSQL's under pgbench), whose spread shows how far the host alone
+moves a server's cost."""
 
 import statistics
+from typing import NamedTuple
 
 from harness.report import fmt_cpu
 
@@ -116,20 +121,59 @@ def markdown(rows, names):
     return "\n".join(lines)
 
 
+class RunRow(NamedTuple):
+    """One workload over every run of every file (see `runs`)."""
+
+    name: str
+    # The server's CPU µs per request at saturation, one per run.
+    cpu: list
+    # The largest distance of one of them from their median, in percent.
+    deviation: float | None
+    # Whether that distance is within RUN_CPU_BOUND.
+    agrees: bool
+    # Each run's throughput divided by its ceiling's in that same run.
+    ratios: list
+    # The ceiling's name ("pgbench", "nginx"), or "".
+    ceiling: str
+    # The server's CPU per request divided by the load generator's, per run.
+    relative: list
+    relative_deviation: float | None
+    # The ceiling's own CPU µs per request in each run (nginx's, or
+    # PostgreSQL's under pgbench): a server not ours, on the same host at
+    # the same moments, so its spread is the host's floor for the server's.
+    ceiling_cpu: list
+    ceiling_cpu_deviation: float | None
+
+
+# Whose CPU is the ceiling's own, by the ceiling's target: nginx serves the
+# same bytes itself; under pgbench the work is PostgreSQL's.
+CEILING_OWN_CPU = {"nginx": "server", "pgbench": "database"}
+
+
+def _ceiling_cpu(ceiling_run):
+    """The ceiling's own CPU µs per request in one run's ceiling record, or
+    None when the run has no ceiling or it was not measured."""
+    component = CEILING_OWN_CPU.get((ceiling_run or {}).get("target"))
+    if component is None:
+        return None
+    return (ceiling_run.get("cpu_us_per_request") or {}).get(component)
+
+
 def runs(docs):
-    """Rows (workload, [server CPU µs/req of every run], deviation %, agrees,
-    [ratio to the same run's ceiling], ceiling name, [server ÷ load
-    generator CPU per request], its deviation %) over every run of every
-    file, in file order. The load generator does the same work per response
-    in every run, so at a similar throughput the last figure moves with the
+    """A RunRow per workload over every run of every file, in file order.
+    The load generator does the same work per response in every run, so at
+    a similar throughput the server ÷ load generator figure moves with the
     server's cost relative to the machine's speed of the moment, not with
     that speed (at a much higher throughput wrk's cost per response falls:
-    more responses per wake-up)."""
+    more responses per wake-up). The ceiling's own CPU per request is the
+    other yardstick: a mature server (or PostgreSQL itself) measured in the
+    same runs, whose spread the server's cannot be expected to beat."""
     by_name = {}
     for doc in docs:
         for workload in doc["workloads"]:
             row = by_name.setdefault(
-                workload["name"], {"cpu": [], "loadgen": [], "ratios": [], "ceiling": ""}
+                workload["name"],
+                {"cpu": [], "loadgen": [], "ratios": [], "ceiling": "", "ceiling_cpu": []},
             )
             cpu = (workload.get("per_run") or {}).get("cpu_us_per_request") or {}
             server_cpu = cpu.get("server") or []
@@ -144,20 +188,24 @@ def runs(docs):
                 ceiling = (run.get("ceiling") or {}).get("rps")
                 if rps and ceiling:
                     row["ratios"].append(rps / ceiling)
+                row["ceiling_cpu"].append(_ceiling_cpu(run.get("ceiling")))
     out = []
     for name, row in by_name.items():
         values = [value for value in row["cpu"] if value is not None]
         deviation = deviation_pct(values)
+        ceiling_cpu = [value for value in row["ceiling_cpu"] if value is not None]
         out.append(
-            (
-                name,
-                values,
-                deviation,
-                deviation is not None and deviation <= RUN_CPU_BOUND,
-                row["ratios"],
-                row["ceiling"],
-                [value for value in row["loadgen"] if value is not None],
-                deviation_pct(row["loadgen"]),
+            RunRow(
+                name=name,
+                cpu=values,
+                deviation=deviation,
+                agrees=deviation is not None and deviation <= RUN_CPU_BOUND,
+                ratios=row["ratios"],
+                ceiling=row["ceiling"],
+                relative=[value for value in row["loadgen"] if value is not None],
+                relative_deviation=deviation_pct(row["loadgen"]),
+                ceiling_cpu=ceiling_cpu,
+                ceiling_cpu_deviation=deviation_pct(ceiling_cpu),
             )
         )
     return out
@@ -194,19 +242,28 @@ def runs_markdown(rows):
         "÷ the run's ceiling: min / median / max",
         "runs at or above the ceiling",
         "server ÷ load generator CPU/req: min / median / max (deviation)",
+        "the ceiling's own µs/req (nginx, or PostgreSQL under pgbench): min / median / max (deviation)",
     ]
-    lines = ["| " + " | ".join(head) + " |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name, values, deviation, agrees, ratios, ceiling, relative, rel_dev in rows:
-        two = "{:.2f}".format
+    lines = ["| " + " | ".join(head) + " |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    two = "{:.2f}".format
+    for row in rows:
+        ratios = row.ratios
         cells = [
-            name,
-            f"{_min_median_max(values, fmt_cpu)} ({len(values)} runs)" if values else "-",
-            "-" if deviation is None else f"{deviation:.1f}%" + ("" if agrees else " **no**"),
-            f"{_min_median_max(ratios, two)} ({ceiling})" if ratios else "-",
+            row.name,
+            f"{_min_median_max(row.cpu, fmt_cpu)} ({len(row.cpu)} runs)" if row.cpu else "-",
+            "-"
+            if row.deviation is None
+            else f"{row.deviation:.1f}%" + ("" if row.agrees else " **no**"),
+            f"{_min_median_max(ratios, two)} ({row.ceiling})" if ratios else "-",
             f"{sum(1 for v in ratios if v >= 1)} of {len(ratios)}" if ratios else "-",
-            f"{_min_median_max(relative, two)} ({rel_dev:.1f}%)"
-            if relative and rel_dev is not None
-            else "-",
+            _with_deviation(row.relative, two, row.relative_deviation),
+            _with_deviation(row.ceiling_cpu, fmt_cpu, row.ceiling_cpu_deviation),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _with_deviation(values, fmt, deviation):
+    if not values or deviation is None:
+        return "-"
+    return f"{_min_median_max(values, fmt)} ({deviation:.1f}%)"

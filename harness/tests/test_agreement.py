@@ -75,28 +75,70 @@ class EveryRun(unittest.TestCase):
                                 "load_generator": [5.0] * len(cpus),
                             }
                         },
-                        "runs": [{"server": {"rps": s}, "ceiling": {"rps": c}} for s, c in pairs],
+                        "runs": [
+                            {
+                                "server": {"rps": s},
+                                "ceiling": {
+                                    "rps": c,
+                                    "target": "pgbench",
+                                    # PostgreSQL's CPU is pgbench's ceiling's own.
+                                    "cpu_us_per_request": {"server": None, "database": d},
+                                },
+                            }
+                            for s, c, d in pairs
+                        ],
                     }
                 ]
             }
 
         rows = agreement.runs(
-            [one([10.0, 11.0], [(100, 100), (90, 100)]), one([12.0], [(120, 100)])]
+            [
+                one([10.0, 11.0], [(100, 100, 30.0), (90, 100, 40.0)]),
+                one([12.0], [(120, 100, 50.0)]),
+            ]
         )
-        name, values, deviation, agrees, ratios, ceiling, relative, _ = rows[0]
-        self.assertEqual((name, values, ceiling), ("types", [10.0, 11.0, 12.0], "pgbench"))
+        row = rows[0]
+        self.assertEqual((row.name, row.cpu, row.ceiling), ("types", [10.0, 11.0, 12.0], "pgbench"))
         # median 11; 10 and 12 are 1/11 = 9.09% from it: within ±10%.
-        self.assertAlmostEqual(deviation, 100 / 11)
-        self.assertTrue(agrees)
-        self.assertEqual(ratios, [1.0, 0.9, 1.2])
-        self.assertEqual(relative, [2.0, 2.2, 2.4])
+        self.assertAlmostEqual(row.deviation, 100 / 11)
+        self.assertTrue(row.agrees)
+        self.assertEqual(row.ratios, [1.0, 0.9, 1.2])
+        self.assertEqual(row.relative, [2.0, 2.2, 2.4])
+        # PostgreSQL's own 30, 40, 50: median 40, 10 is 25% of it.
+        self.assertEqual(row.ceiling_cpu, [30.0, 40.0, 50.0])
+        self.assertAlmostEqual(row.ceiling_cpu_deviation, 25.0)
         text = agreement.runs_markdown(rows)
         self.assertIn(
-            "| 10.0 / 11.0 / 12.0 (3 runs) | 9.1% | 0.90 / 1.00 / 1.20 (pgbench) | 2 of 3 | 2.00 / 2.20 / 2.40 (9.1%) |",
+            "| 10.0 / 11.0 / 12.0 (3 runs) | 9.1% | 0.90 / 1.00 / 1.20 (pgbench) | 2 of 3"
+            " | 2.00 / 2.20 / 2.40 (9.1%) | 30.0 / 40.0 / 50.0 (25.0%) |",
             text,
         )
         rows = agreement.runs([one([10.0, 14.0], [])])
-        self.assertFalse(rows[0][3])
+        self.assertFalse(rows[0].agrees)
+        self.assertEqual(rows[0].ceiling_cpu, [])
+
+    def test_the_ceilings_own_cpu_is_nginx_for_nginx_and_absent_without_a_ceiling(self):
+        def workload(name, ceiling_runs):
+            return {
+                "name": name,
+                "per_run": {"cpu_us_per_request": {"server": [1.0] * len(ceiling_runs)}},
+                "runs": [{"server": {"rps": 10}, "ceiling": run} for run in ceiling_runs],
+            }
+
+        nginx = [
+            {"rps": 10, "target": "nginx", "cpu_us_per_request": {"server": cpu, "database": 0.0}}
+            for cpu in (8.0, 9.0, 12.0)
+        ]
+        rows = agreement.runs(
+            [{"workloads": [workload("version", nginx), workload("fib25", [None] * 3)]}]
+        )
+        by_name = {row.name: row for row in rows}
+        self.assertEqual(by_name["version"].ceiling_cpu, [8.0, 9.0, 12.0])
+        # median 9; 12 is a third above it.
+        self.assertAlmostEqual(by_name["version"].ceiling_cpu_deviation, 100 / 3)
+        self.assertEqual(by_name["fib25"].ceiling_cpu, [])
+        self.assertIsNone(by_name["fib25"].ceiling_cpu_deviation)
+        self.assertTrue(agreement.runs_markdown(rows).splitlines()[-1].endswith("| - | - |"))
 
     def test_agree_takes_one_file_and_prints_only_its_runs(self):
         doc = {
