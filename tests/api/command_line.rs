@@ -127,7 +127,10 @@ fn metrics_count_the_work_of_each_runtime() {
         let later = http::get(server.addr, "/metrics").body_str();
         connects = runtime_family(&later, "bakeoff_runtime_db_connects_total").0;
     }
-    assert!(connects >= 6.0, "{connects} connects; the first scrape:\n{text}");
+    assert!(
+        connects >= 6.0,
+        "{connects} connects; the first scrape:\n{text}"
+    );
 }
 
 #[test]
