@@ -167,7 +167,8 @@ def runs(docs):
     that speed (at a much higher throughput wrk's cost per response falls:
     more responses per wake-up). The ceiling's own CPU per request is the
     other yardstick: a mature server (or PostgreSQL itself) measured in the
-    same runs, whose spread the server's cannot be expected to beat."""
+    same runs, so its spread is what the host alone does to a cost per
+    request."""
     by_name = {}
     for doc in docs:
         for workload in doc["workloads"]:
