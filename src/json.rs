@@ -40,22 +40,67 @@ static HEX: &[u8; 16] = b"0123456789abcdef";
 /// tokio-postgres always requests) can be written without a second UTF-8
 /// validation pass. Non-ASCII bytes are copied untouched, so valid UTF-8 in
 /// gives valid UTF-8 out.
+///
+/// Eight bytes are tested at a time ([`word_needs_escape`]); only a word
+/// that may hold a byte to escape is looked at byte by byte, and the runs
+/// between escapes are copied whole.
 #[inline]
 pub fn write_str(out: &mut Vec<u8>, text: &[u8]) {
     out.reserve(text.len() + 2);
     out.push(b'"');
     let mut copied_up_to = 0;
-    for (index, &byte) in text.iter().enumerate() {
+    let (words, tail) = text.as_chunks::<8>();
+    for (number, word) in words.iter().enumerate() {
+        if word_needs_escape(u64::from_ne_bytes(*word)) {
+            escape_bytes(out, text, number * 8, word, &mut copied_up_to);
+        }
+    }
+    escape_bytes(out, text, words.len() * 8, tail, &mut copied_up_to);
+    out.extend_from_slice(&text[copied_up_to..]);
+    out.push(b'"');
+}
+
+/// Writes the escapes of `bytes`, which start at `start` in `text`, each
+/// after the unescaped run before it.
+#[inline]
+fn escape_bytes(
+    out: &mut Vec<u8>,
+    text: &[u8],
+    start: usize,
+    bytes: &[u8],
+    copied_up_to: &mut usize,
+) {
+    for (offset, &byte) in bytes.iter().enumerate() {
         let escape = ESCAPE[byte as usize];
         if escape == 0 {
             continue;
         }
-        out.extend_from_slice(&text[copied_up_to..index]);
+        let index = start + offset;
+        out.extend_from_slice(&text[*copied_up_to..index]);
         write_escape(out, byte, escape);
-        copied_up_to = index + 1;
+        *copied_up_to = index + 1;
     }
-    out.extend_from_slice(&text[copied_up_to..]);
-    out.push(b'"');
+}
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Whether any of eight bytes may need escaping: a control character
+/// (below 0x20), `"` or `\`. Never false when one does; may be true when
+/// none does (a borrow from a lower byte that matched), which only costs a
+/// look at each byte. The byte-wise tests are the classic "has a zero byte"
+/// and "has a byte below n" bit tricks.
+#[inline]
+fn word_needs_escape(word: u64) -> bool {
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+    below_space != 0
+        || has_zero_byte(word ^ (ONES * u64::from(b'"')))
+        || has_zero_byte(word ^ (ONES * u64::from(b'\\')))
+}
+
+#[inline]
+fn has_zero_byte(word: u64) -> bool {
+    word.wrapping_sub(ONES) & !word & HIGH_BITS != 0
 }
 
 /// Writes one escape sequence. Kept out of line: names rarely need one.
@@ -130,6 +175,35 @@ mod tests {
     #[test]
     fn apostrophe_and_slash_are_not_escaped() {
         assert_eq!(escaped("O'Brien/x"), r#""O'Brien/x""#);
+    }
+
+    #[test]
+    fn a_word_needs_escaping_exactly_when_one_of_its_bytes_does() {
+        // Every byte value at every position of a word of letters: with one
+        // candidate byte, no other byte can borrow, so the test is exact.
+        for position in 0..8 {
+            for byte in 0..=255u8 {
+                let mut word = *b"abcdefgh";
+                word[position] = byte;
+                let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+                assert_eq!(
+                    word_needs_escape(u64::from_ne_bytes(word)),
+                    expected,
+                    "byte {byte:#04x} at {position}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_in_every_position_of_long_strings() {
+        // Longer than a word, with escapes in the words and in the tail.
+        assert_eq!(
+            escaped("0123456\"89abcdef\\hij\nk"),
+            r#""0123456\"89abcdef\\hij\nk""#
+        );
+        assert_eq!(escaped("\u{1}2345678"), r#""\u00012345678""#);
+        assert_eq!(escaped("12345678\u{1f}"), r#""12345678\u001f""#);
     }
 
     #[test]
